@@ -1,0 +1,1 @@
+"""fairforge.balance (the `balance/` folder)."""

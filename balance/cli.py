@@ -1,0 +1,15 @@
+"""CLI of this stage (not built yet: its issue fills it)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _not_built(args: argparse.Namespace) -> int:
+    print(f"fairforge {args.command}: not built yet")
+    return 1
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    subparsers.add_parser("balance", help="balance stage (not built yet)").set_defaults(func=_not_built)
+    subparsers.add_parser("release", help="release stage (not built yet)").set_defaults(func=_not_built)

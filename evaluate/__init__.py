@@ -1,0 +1,1 @@
+"""fairforge.evaluate (the `evaluate/` folder)."""

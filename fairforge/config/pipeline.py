@@ -1,0 +1,98 @@
+"""The whole of pipelines.yaml: shared settings, every stage's section, the presets.
+
+`load_pipeline_config(path, preset, overrides)` merges the file's top level with
+`presets.<preset>` and then the `--set` overrides, and validates the result, so `tiny` and `full`
+differ only where their preset says.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from ..errors import ConfigError
+from ..taxonomy import Taxonomy
+from .balance import BalanceConfig, ReleaseConfig
+from .base import StrictModel, apply_overrides, deep_merge, load_yaml, validate
+from .evaluate import EvaluateConfig
+from .generate import GenerateConfig
+from .train import TrainConfig
+
+
+class TaxonomyConfig(StrictModel):
+    genders: list[str] = list(Taxonomy().genders)
+    races: list[str] = list(Taxonomy().races)
+    ages: list[str] = list(Taxonomy().ages)
+    race_map: dict[str, str] = dict(Taxonomy().race_map)
+    gender_map: dict[str, str] = dict(Taxonomy().gender_map)
+
+    def build(self) -> Taxonomy:
+        try:
+            return Taxonomy.from_config(self.model_dump())
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+
+
+class RealDatasetConfig(StrictModel):
+    """A real dataset the user already has, imported into a manifest by `fairforge import`."""
+
+    name: str
+    format: Literal["pgfdd", "deepfakebench", "imagefolder"]
+    images_root: str
+    csv: str | None = None
+    json_file: str | None = Field(default=None, alias="json")
+    split: Literal["train", "val", "test"] | None = None
+    role: Literal["train", "test", "both"] = "both"
+    url: str | None = None
+
+
+class PipelineConfig(StrictModel):
+    """Everything one run of the pipeline needs; stages read their own section."""
+
+    version: int = 1
+    preset: str = "tiny"
+    seed: int = 0
+    cache_dir: str | None = None
+    taxonomy: TaxonomyConfig = TaxonomyConfig()
+    datasets: list[RealDatasetConfig] = []
+    generate: GenerateConfig = GenerateConfig()
+    balance: BalanceConfig = BalanceConfig()
+    release: ReleaseConfig = ReleaseConfig()
+    train: TrainConfig = TrainConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+    stages: list[str] = ["import", "generate", "balance", "release", "train", "predict", "evaluate"]
+
+    @field_validator("stages")
+    @classmethod
+    def _known_stages(cls, value: list[str]) -> list[str]:
+        known = {"import", "generate", "balance", "release", "train", "predict", "evaluate"}
+        unknown = [s for s in value if s not in known]
+        if unknown:
+            raise ValueError(f"unknown stage(s) {unknown}; expected some of {sorted(known)}")
+        return value
+
+
+def merge_preset(raw: dict[str, Any], preset: str | None, source: str = "pipelines.yaml") -> dict[str, Any]:
+    """The file's top level with `presets.<preset>` merged over it."""
+    presets = raw.pop("presets", {}) or {}
+    if preset is None:
+        return raw
+    if preset not in presets:
+        raise ConfigError(f"{source}: presets.{preset}: unknown preset; expected one of {sorted(presets)}")
+    merged = deep_merge(raw, presets[preset] or {})
+    merged["preset"] = preset
+    return merged
+
+
+def load_pipeline_config(
+    path: str | os.PathLike[str],
+    preset: str | None = "tiny",
+    overrides: Iterable[str] = (),
+) -> PipelineConfig:
+    """pipelines.yaml -> preset -> `--set` overrides -> validated `PipelineConfig`."""
+    raw = merge_preset(load_yaml(path), preset, str(path))
+    raw = apply_overrides(raw, overrides)
+    return validate(PipelineConfig, raw)

@@ -1,0 +1,349 @@
+"""What every importer shares: bad-row bookkeeping, path resolution, image checks, placement, writing.
+
+Why one module: the three input formats differ only in how they are parsed. What happens after
+parsing must be identical for all of them, or the manifests they produce would differ in subtle
+ways: every path is resolved against the images root and may not leave it; every image is checked
+(exists always, header and sha256 unless switched off); the manifest lives in `--out` with paths
+that never escape it (images outside `--out` are symlinked or copied under `--out/images/`); a bad
+row either stops the import with an error naming the file, row and field, or (`--skip-bad`) goes to
+`rejected.parquet` with the reason while the rest is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import posixpath
+import shutil
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from PIL import Image, UnidentifiedImageError
+from tqdm.auto import tqdm
+
+from ..atomic import atomic_open
+from ..errors import FairforgeError, ManifestError
+from ..manifest import MANIFEST_NAME, write_manifest
+from ..taxonomy import DEFAULT_TAXONOMY, Taxonomy
+
+log = logging.getLogger(__name__)
+
+REJECTED_NAME = "rejected.parquet"
+IMAGES_DIR = "images"
+#: Written into `--out/images/` so a rerun only ever replaces an images folder an import made.
+IMAGES_MARKER = ".fairforge-import"
+PLACEMENTS = ("link", "copy")
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """The switches every importer takes, with the CLI's defaults."""
+
+    skip_bad: bool = False
+    #: how images outside `--out` get inside it: `link` (symlink) or `copy`
+    place: str = "link"
+    #: read each image's header (width, height) and hash it; existence is always checked
+    verify_images: bool = True
+    taxonomy: Taxonomy = DEFAULT_TAXONOMY
+
+    def __post_init__(self) -> None:
+        if self.place not in PLACEMENTS:
+            raise ValueError(f"place must be one of {list(PLACEMENTS)}, got {self.place!r}")
+
+
+# ------------------------------------------------------------------------------------------------
+# bad rows
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class Problems:
+    """The bad rows of one input file.
+
+    Checks run in stages from cheap to expensive (columns, paths, files, image contents); after
+    each stage `check()` raises the earliest problem unless bad rows are to be skipped, so a typo
+    in row 3 is reported before a single image is opened. Later stages only look at rows that are
+    still `good`.
+    """
+
+    file: str
+    n: int
+    skip_bad: bool
+    reasons: dict[int, list[str]] = field(default_factory=dict)
+    _first: dict[int, tuple[str, str]] = field(default_factory=dict)
+
+    def add(self, rows: np.ndarray | Sequence[int], column: str, message: str | Callable[[int], str]) -> None:
+        """Record a problem for `rows` (a boolean mask or 0-based positions) in `column`."""
+        positions = np.flatnonzero(rows) if np.asarray(rows).dtype == bool else np.asarray(rows, dtype=int)
+        for row in positions.tolist():
+            text = message(row) if callable(message) else message
+            self.reasons.setdefault(row, []).append(f"{column}: {text}")
+            self._first.setdefault(row, (column, text))
+
+    @property
+    def good(self) -> np.ndarray:
+        mask = np.ones(self.n, dtype=bool)
+        if self.reasons:
+            mask[list(self.reasons)] = False
+        return mask
+
+    def check(self) -> None:
+        """Raise the earliest problem as a `ManifestError` (row 1-based) unless skipping bad rows."""
+        if self.skip_bad or not self.reasons:
+            return
+        row = min(self.reasons)
+        column, text = self._first[row]
+        more = len(self.reasons) - 1
+        suffix = f" (and {more} more bad row(s); --skip-bad writes them to {REJECTED_NAME})" if more else ""
+        raise ManifestError(self.file, text + suffix, row=row + 1, column=column)
+
+    def rejected(self, original: pd.DataFrame) -> pd.DataFrame:
+        """The bad rows' original fields, their 1-based `row` and the `reason`."""
+        rows = sorted(self.reasons)
+        out = original.iloc[rows].astype(str).reset_index(drop=True)
+        out.insert(0, "row", np.asarray(rows, dtype=np.int64) + 1)
+        out["reason"] = ["; ".join(self.reasons[r]) for r in rows]
+        return out
+
+
+def require_columns(frame: pd.DataFrame, required: Sequence[str], file: str) -> None:
+    """A missing column is a problem of the file, not of a row: always an error."""
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise ManifestError(
+            file,
+            f"missing column(s) {missing}; expected {list(required)}, found {list(frame.columns)}",
+            column=missing[0],
+        )
+
+
+def read_table_file(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """A CSV or JSON-lines file as strings exactly as written (empty cells are '')."""
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(str(path), "file not found")
+    try:
+        if path.suffix == ".jsonl":
+            frame = pd.read_json(path, lines=True, dtype=False)
+            frame = frame.astype(object).where(frame.notna(), "").astype(str)
+        else:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise ManifestError(str(path), f"not a readable {'JSON-lines' if path.suffix == '.jsonl' else 'CSV'} file ({exc})") from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame.reset_index(drop=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# paths
+# ------------------------------------------------------------------------------------------------
+def relative_paths(
+    raw: Sequence[str],
+    images_root: Path,
+    problems: Problems,
+    column: str,
+    strip_prefix: str | None = None,
+) -> list[str | None]:
+    """Each raw path as a normalized POSIX path relative to `images_root` (None where bad).
+
+    Accepts relative paths, Windows separators (DeepfakeBench's JSONs use them), and absolute
+    paths that lie under `images_root`; `strip_prefix` removes the original machine's folder
+    (e.g. `/data/pgfdd/`) so the rest resolves against `images_root`. A path that would leave
+    `images_root` (`..`, another absolute folder) is a bad row: nothing outside it is read.
+    """
+    root = os.path.abspath(images_root).replace(os.sep, "/").rstrip("/") + "/"
+    prefix = strip_prefix.replace("\\", "/") if strip_prefix else None
+    out: list[str | None] = []
+    for i, value in enumerate(raw):
+        path = str(value).strip().replace("\\", "/")
+        if prefix and path.startswith(prefix):
+            path = path[len(prefix) :]
+        if not path:
+            problems.add([i], column, "empty path")
+            out.append(None)
+            continue
+        if path.startswith("/") or (len(path) > 1 and path[1] == ":"):
+            if not path.startswith(root):
+                hint = "; pass --strip-prefix with the original folder" if not prefix else ""
+                problems.add([i], column, f"absolute path {value!r} is not under --images-root {root[:-1]}{hint}")
+                out.append(None)
+                continue
+            path = path[len(root) :]
+        path = posixpath.normpath(path)
+        if path == "." or path == ".." or path.startswith("../"):
+            problems.add([i], column, f"path {value!r} leaves --images-root")
+            out.append(None)
+            continue
+        out.append(path)
+    return out
+
+
+def flag_duplicates(rel: Sequence[str | None], problems: Problems, column: str) -> None:
+    """The second and later rows naming the same image are bad (first one wins)."""
+    series = pd.Series(rel, dtype=object)
+    good = problems.good & series.notna().to_numpy()
+    candidates = series[good]
+    dup = candidates.duplicated(keep="first")
+    if dup.any():
+        first = {p: i for i, p in reversed(list(candidates[~dup].items()))}
+        for i in candidates[dup].index:
+            problems.add([int(i)], column, f"duplicate path {rel[i]!r} (first at row {first[rel[i]] + 1})")
+
+
+# ------------------------------------------------------------------------------------------------
+# images
+# ------------------------------------------------------------------------------------------------
+def _inspect(path: Path) -> tuple[int, int, str]:
+    """Width, height (header only) and sha256 of one image file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        with Image.open(handle) as image:
+            width, height = image.size
+        handle.seek(0)
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return width, height, digest.hexdigest()
+
+
+def check_images(
+    rel: Sequence[str | None],
+    images_root: Path,
+    problems: Problems,
+    column: str,
+    verify: bool,
+) -> pd.DataFrame:
+    """Width, height and sha256 per row (null where bad or not verified).
+
+    Existence is always checked (a stat per row); headers and hashes are read in a thread pool
+    (hashing releases the GIL) and can be switched off for huge sets.
+    """
+    n = len(rel)
+    width = np.full(n, np.nan)
+    height = np.full(n, np.nan)
+    sha = np.full(n, None, dtype=object)
+    good = problems.good
+    todo = [i for i in range(n) if good[i] and rel[i] is not None]
+    missing = [i for i in todo if not (images_root / rel[i]).is_file()]  # type: ignore[operator]
+    problems.add(missing, column, lambda i: f"image file {rel[i]!r} not found under --images-root {images_root}")
+    problems.check()
+    if not verify:
+        return pd.DataFrame({"width": width, "height": height, "sha256": sha})
+    missing_set = set(missing)
+    todo = [i for i in todo if i not in missing_set]
+
+    def work(i: int) -> tuple[int, tuple[int, int, str] | str]:
+        try:
+            return i, _inspect(images_root / rel[i])  # type: ignore[operator]
+        except (UnidentifiedImageError, OSError, ValueError) as exc:
+            return i, f"unreadable image {rel[i]!r} ({exc})"
+
+    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) + 2)) as pool:
+        results = pool.map(work, todo, chunksize=64)
+        for i, result in tqdm(results, total=len(todo), desc="checking images", unit="img", disable=None):
+            if isinstance(result, str):
+                problems.add([i], column, result)
+            else:
+                width[i], height[i], sha[i] = result
+    problems.check()
+    return pd.DataFrame({"width": width, "height": height, "sha256": sha})
+
+
+def place_images(rel: Sequence[str], images_root: Path, out: Path, place: str) -> list[str]:
+    """Manifest paths (relative to `out`) for images at `images_root/rel`.
+
+    Images already inside `out` are referenced where they are. Others are symlinked or copied under
+    `out/images/<rel>`, built in a staging folder and swapped in at the end, so a rerun replaces
+    the previous import's images cleanly and a killed run leaves the old ones intact.
+    """
+    root = images_root.resolve()
+    target = out.resolve()
+    if root == target or target in root.parents:
+        prefix = root.relative_to(target).as_posix()
+        return [p if prefix == "." else f"{prefix}/{p}" for p in rel]
+    final = target / IMAGES_DIR
+    if final.exists() and not (final / IMAGES_MARKER).is_file():
+        raise FairforgeError(
+            f"{final}: exists and was not made by `fairforge import`; refusing to replace it "
+            "(choose another --out, or an --images-root inside --out to reference images in place)"
+        )
+    staging = target / f".{IMAGES_DIR}.tmp-{os.getpid()}"
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    try:
+        made: set[str] = set()
+        for p in tqdm(rel, desc=f"{place}ing images", unit="img", disable=None):
+            parent = posixpath.dirname(p)
+            if parent not in made:
+                (staging / parent).mkdir(parents=True, exist_ok=True)
+                made.add(parent)
+            if place == "link":
+                os.symlink(root / p, staging / p)
+            else:
+                shutil.copy2(root / p, staging / p)
+        (staging / IMAGES_MARKER).write_text(f"made by fairforge import from {root}\n", encoding="utf-8")
+        old = target / f".{IMAGES_DIR}.old-{os.getpid()}"
+        if final.exists():
+            final.rename(old)
+        staging.rename(final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if old.exists():
+        shutil.rmtree(old)
+    return [f"{IMAGES_DIR}/{p}" for p in rel]
+
+
+# ------------------------------------------------------------------------------------------------
+# the common tail of every importer
+# ------------------------------------------------------------------------------------------------
+def finish(
+    rows: pd.DataFrame,
+    rel: Sequence[str | None],
+    *,
+    original: pd.DataFrame,
+    problems: Problems,
+    images_root: Path,
+    out: str | os.PathLike[str],
+    options: ImportOptions,
+    path_column: str,
+) -> Path:
+    """Check paths and images, place them, write `out/manifest.parquet` (and `rejected.parquet`).
+
+    `rows` holds the manifest columns the importer parsed, one per input row (bad rows included;
+    they are dropped here); `rel` the rows' paths relative to `images_root`.
+    """
+    out = Path(out)
+    images_root = Path(images_root)
+    if not images_root.is_dir():
+        raise ManifestError(str(images_root), "--images-root is not a folder")
+    flag_duplicates(rel, problems, path_column)
+    problems.check()
+    files = check_images(rel, images_root, problems, path_column, options.verify_images)
+    good = problems.good
+    out.mkdir(parents=True, exist_ok=True)
+    rejected_file = out / REJECTED_NAME
+    if problems.reasons:
+        rejected = problems.rejected(original)
+        with atomic_open(rejected_file, "wb") as handle:
+            pq.write_table(pa.Table.from_pandas(rejected, preserve_index=False), handle)
+        log.warning("%s: %d bad row(s) written to %s", problems.file, len(rejected), rejected_file)
+    else:
+        rejected_file.unlink(missing_ok=True)
+    if not good.any():
+        raise ManifestError(problems.file, f"every row is bad; nothing to import (see {rejected_file})")
+    kept = rows.loc[good].reset_index(drop=True)
+    kept_rel = [p for p, g in zip(rel, good) if g]
+    if options.verify_images:
+        kept["width"] = files.loc[good, "width"].to_numpy()
+        kept["height"] = files.loc[good, "height"].to_numpy()
+        kept["sha256"] = files.loc[good, "sha256"].to_numpy()
+    kept["path"] = place_images(kept_rel, images_root, out, options.place)  # type: ignore[arg-type]
+    target = write_manifest(kept, out / MANIFEST_NAME, options.taxonomy)
+    log.info("%s: %d row(s) imported into %s", problems.file, len(kept), target)
+    return target

@@ -1,0 +1,1 @@
+"""The end-to-end pipeline: `fairforge pipeline run pipelines.yaml`."""

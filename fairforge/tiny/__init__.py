@@ -1,0 +1,86 @@
+"""Tiny random-weight models of every kind fairforge loads, in the real formats.
+
+Why: weights cannot be downloaded here (no internet) and CI has no GPU, yet every loading path a
+user hits with real weights must run in the tests and in the embedded `tiny` preset. So each model
+family gets a tiny instance built from a config with a fixed seed, saved once in the format the
+real model ships in (a diffusers folder, a timm `local-dir:` folder, a FairFace state dict, ONNX
+files with inswapper's and ArcFace's signatures) under a cache folder, and loaded by the very
+code that loads the real thing.
+
+`ensure(name)` returns the saved path, building it on first use. The cache is
+`$FAIRFORGE_CACHE` (default `~/.cache/fairforge`) `/tiny/<name>-v<version>`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from ..errors import FairforgeError
+
+#: name -> (version, builder(folder) -> path inside folder to return)
+_BUILDERS: dict[str, tuple[int, Callable[[Path], Path]]] = {}
+
+
+def register_tiny(name: str, version: int = 1) -> Callable[[Callable[[Path], Path]], Callable[[Path], Path]]:
+    """Register a builder that writes a tiny model into a fresh folder and returns its path."""
+
+    def wrap(builder: Callable[[Path], Path]) -> Callable[[Path], Path]:
+        _BUILDERS[name] = (version, builder)
+        return builder
+
+    return wrap
+
+
+def cache_root() -> Path:
+    """Where tiny models live: `$FAIRFORGE_CACHE/tiny` (default `~/.cache/fairforge/tiny`)."""
+    base = os.environ.get("FAIRFORGE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "fairforge")
+    return Path(base) / "tiny"
+
+
+def available() -> list[str]:
+    _load_builders()
+    return sorted(_BUILDERS)
+
+
+def ensure(name: str) -> Path:
+    """The path of tiny model `name`, built and saved on first use.
+
+    Building happens in a temporary sibling folder renamed into place, so concurrent processes
+    (two ranks, two tests) never see a half-written model: the first rename wins, the loser's copy
+    is discarded.
+    """
+    _load_builders()
+    if name not in _BUILDERS:
+        raise FairforgeError(f"unknown tiny model {name!r}; expected one of {sorted(_BUILDERS)}")
+    version, builder = _BUILDERS[name]
+    root = cache_root()
+    final = root / f"{name}-v{version}"
+    marker = final / ".complete"
+    if not marker.is_file():
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root))
+        try:
+            inner = builder(tmp)
+            (tmp / ".complete").write_text(str(inner.relative_to(tmp)))
+            try:
+                os.replace(tmp, final) if not final.exists() else None
+            except OSError:
+                pass  # another process finished first
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        if not marker.is_file():  # a stale partial folder from a killed build without marker
+            shutil.rmtree(final, ignore_errors=True)
+            return ensure(name)
+    return final / marker.read_text().strip()
+
+
+def _load_builders() -> None:
+    from . import classifier, diffusion, onnx_models, timm_backbone  # noqa: F401  (they register themselves)
+
+
+__all__ = ["available", "cache_root", "ensure", "register_tiny"]

@@ -1,0 +1,1 @@
+"""fairforge.generate (the `generate/` folder)."""

@@ -1,0 +1,1 @@
+"""fairforge.train (the `train/` folder)."""
