@@ -188,11 +188,11 @@ def row_problems(
     Vectorized per column; file existence is checked only when asked (it touches the disk).
     """
     problems: list[tuple[int, str, str]] = []
-    n = len(frame)
 
     def add(mask: np.ndarray, column: str, message) -> None:  # type: ignore[no-untyped-def]
         for row in np.flatnonzero(mask):
-            problems.append((int(row), column, message(frame[column].iloc[row])))
+            value = frame[column].iloc[row]
+            problems.append((int(row), column, message(value.item() if isinstance(value, np.generic) else value)))
 
     for column in REQUIRED:
         if column not in frame.columns:
@@ -235,7 +235,6 @@ def row_problems(
         exists = np.array([isinstance(p, str) and check_relative_path(p) is None and (root / p).is_file() for p in paths.tolist()], dtype=bool)
         add(~exists & ~bad_path, "path", lambda v: f"image file {v!r} does not exist under {root}")
     problems.sort(key=lambda p: p[0])
-    del n
     return problems
 
 
@@ -279,6 +278,9 @@ def read_manifest(
         table = pq.read_table(file)
     except (pa.ArrowInvalid, OSError) as exc:
         raise ManifestError(str(file), f"not a readable Parquet file ({exc})") from None
+    for column in REQUIRED:
+        if column not in table.column_names:
+            raise ManifestError(str(file), "required column is missing", column=column)
     frame = to_frame(table)
     if validate:
         validate_frame(frame, str(file), taxonomy, root=file.parent, check_files=check_files)

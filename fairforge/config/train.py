@@ -93,6 +93,9 @@ class OptimizerConfig(StrictModel):
         description="DDP: the SAM perturbation from each process's own gradient (SAM paper, no extra all-reduce) "
         "or from the all-reduced one",
     )
+    update: str | None = Field(
+        None, description="the update rule (train/updates.py); null: `sam` when name is sam, else `plain`"
+    )
     # ---- efficient SAM (issue 9) adds its fields below this line ----
 
 
