@@ -86,11 +86,20 @@ def to_frame(rows: pd.DataFrame | Iterable[Mapping[str, Any]] | pa.Table) -> pd.
     Extra columns are kept after the schema's: a stage may carry its own bookkeeping columns.
     """
     if isinstance(rows, pa.Table):
-        frame = rows.to_pandas()
+        # int64 (seeds) as pandas' nullable Int64: a float64 column would round seeds above 2**53
+        frame = rows.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
     elif isinstance(rows, pd.DataFrame):
         frame = rows.copy()
     else:
-        frame = pd.DataFrame(list(rows))
+        records = list(rows)
+        frame = pd.DataFrame(records)
+        for name in frame.columns:
+            if FIELDS.get(name) == pa.int64() and frame[name].dtype.kind == "f":
+                # None made pandas pick float64, which rounds seeds above 2**53: take the ints as given
+                try:
+                    frame[name] = pd.array([r.get(name) for r in records], dtype="Int64")
+                except (TypeError, ValueError):
+                    pass  # not all integers: validation names the bad row
     for name in FIELDS:
         if name not in frame.columns:
             frame[name] = None

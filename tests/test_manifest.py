@@ -150,3 +150,13 @@ def test_concat_rebases_paths(tmp_path):
     mf.write_manifest(other, tmp_path / "b")
     joined = mf.concat_manifests([mf.read_manifest(tmp_path / "a"), mf.read_manifest(tmp_path / "b")])
     assert joined["path"].tolist() == ["images/img0.png", "../b/images/img1.png"]
+
+
+def test_large_seeds_survive_a_round_trip_with_nulls(tmp_path):
+    data = rows(2)
+    data[0]["seed"] = 2**62 + 1
+    data[1]["seed"] = None
+    mf.write_manifest(data, tmp_path)
+    back = mf.read_manifest(tmp_path)
+    assert back["seed"].iloc[0] == 2**62 + 1
+    assert back["seed"].isna().iloc[1]

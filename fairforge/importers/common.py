@@ -12,6 +12,7 @@ row either stops the import with an error naming the file, row and field, or (`-
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import posixpath
@@ -74,8 +75,15 @@ class Problems:
     file: str
     n: int
     skip_bad: bool
+    #: the row number users see for each position (default: 1-based data rows)
+    row_numbers: np.ndarray | None = None
+    #: the file each position comes from, when the rows come from several files
+    row_files: Sequence[str] | None = None
     reasons: dict[int, list[str]] = field(default_factory=dict)
     _first: dict[int, tuple[str, str]] = field(default_factory=dict)
+
+    def number(self, position: int) -> int:
+        return int(self.row_numbers[position]) if self.row_numbers is not None else position + 1
 
     def add(self, rows: np.ndarray | Sequence[int], column: str, message: str | Callable[[int], str]) -> None:
         """Record a problem for `rows` (a boolean mask or 0-based positions) in `column`."""
@@ -100,13 +108,14 @@ class Problems:
         column, text = self._first[row]
         more = len(self.reasons) - 1
         suffix = f" (and {more} more bad row(s); --skip-bad writes them to {REJECTED_NAME})" if more else ""
-        raise ManifestError(self.file, text + suffix, row=row + 1, column=column)
+        file = self.row_files[row] if self.row_files is not None else self.file
+        raise ManifestError(file, text + suffix, row=self.number(row), column=column)
 
     def rejected(self, original: pd.DataFrame) -> pd.DataFrame:
         """The bad rows' original fields, their 1-based `row` and the `reason`."""
         rows = sorted(self.reasons)
-        out = original.iloc[rows].astype(str).reset_index(drop=True)
-        out.insert(0, "row", np.asarray(rows, dtype=np.int64) + 1)
+        out = original.iloc[rows].fillna("").astype(str).reset_index(drop=True)
+        out.insert(0, "row", np.asarray([self.number(r) for r in rows], dtype=np.int64))
         out["reason"] = ["; ".join(self.reasons[r]) for r in rows]
         return out
 
@@ -127,16 +136,33 @@ def read_table_file(path: str | os.PathLike[str]) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise ManifestError(str(path), "file not found")
+    if path.suffix == ".jsonl":
+        return _read_jsonl(path)
     try:
-        if path.suffix == ".jsonl":
-            frame = pd.read_json(path, lines=True, dtype=False)
-            frame = frame.astype(object).where(frame.notna(), "").astype(str)
-        else:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise ManifestError(str(path), f"not a readable {'JSON-lines' if path.suffix == '.jsonl' else 'CSV'} file ({exc})") from None
+        raise ManifestError(str(path), f"not a readable CSV file ({exc})") from None
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame.reset_index(drop=True)
+
+
+def _read_jsonl(path: Path) -> pd.DataFrame:
+    """JSON lines as strings: numbers keep their JSON spelling (`1`, not pandas' `1.0`)."""
+    records = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ManifestError(str(path), f"not valid JSON ({exc})", row=number) from None
+            if not isinstance(record, dict):
+                raise ManifestError(str(path), f"expected a JSON object, got {type(record).__name__}", row=number)
+            records.append(
+                {k: "" if v is None else v if isinstance(v, str) else json.dumps(v) for k, v in record.items()}
+            )
+    return pd.DataFrame.from_records(records).fillna("").astype(str)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -192,13 +218,13 @@ def flag_duplicates(rel: Sequence[str | None], problems: Problems, column: str) 
     if dup.any():
         first = {p: i for i, p in reversed(list(candidates[~dup].items()))}
         for i in candidates[dup].index:
-            problems.add([int(i)], column, f"duplicate path {rel[i]!r} (first at row {first[rel[i]] + 1})")
+            problems.add([int(i)], column, f"duplicate path {rel[i]!r} (first at row {problems.number(first[rel[i]])})")
 
 
 # ------------------------------------------------------------------------------------------------
 # images
 # ------------------------------------------------------------------------------------------------
-def _inspect(path: Path) -> tuple[int, int, str]:
+def _inspect(path: str) -> tuple[int, int, str]:
     """Width, height (header only) and sha256 of one image file."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -227,8 +253,9 @@ def check_images(
     height = np.full(n, np.nan)
     sha = np.full(n, None, dtype=object)
     good = problems.good
+    base = os.fspath(images_root)
     todo = [i for i in range(n) if good[i] and rel[i] is not None]
-    missing = [i for i in todo if not (images_root / rel[i]).is_file()]  # type: ignore[operator]
+    missing = [i for i in todo if not os.path.isfile(f"{base}/{rel[i]}")]
     problems.add(missing, column, lambda i: f"image file {rel[i]!r} not found under --images-root {images_root}")
     problems.check()
     if not verify:
@@ -236,19 +263,27 @@ def check_images(
     missing_set = set(missing)
     todo = [i for i in todo if i not in missing_set]
 
-    def work(i: int) -> tuple[int, tuple[int, int, str] | str]:
-        try:
-            return i, _inspect(images_root / rel[i])  # type: ignore[operator]
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
-            return i, f"unreadable image {rel[i]!r} ({exc})"
+    def work(chunk: list[int]) -> list[tuple[int, tuple[int, int, str] | str]]:
+        done: list[tuple[int, tuple[int, int, str] | str]] = []
+        for i in chunk:
+            try:
+                done.append((i, _inspect(f"{base}/{rel[i]}")))
+            except (UnidentifiedImageError, OSError, ValueError) as exc:
+                done.append((i, f"unreadable image {rel[i]!r} ({exc})"))
+        return done
 
-    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) + 2)) as pool:
-        results = pool.map(work, todo, chunksize=64)
-        for i, result in tqdm(results, total=len(todo), desc="checking images", unit="img", disable=None):
-            if isinstance(result, str):
-                problems.add([i], column, result)
-            else:
-                width[i], height[i], sha[i] = result
+    chunks = [todo[k : k + 256] for k in range(0, len(todo), 256)]  # one task per chunk: futures are not free
+    with (
+        ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) + 2)) as pool,
+        tqdm(total=len(todo), desc="checking images", unit="img", disable=None) as bar,
+    ):
+        for done in pool.map(work, chunks):
+            for i, result in done:
+                if isinstance(result, str):
+                    problems.add([i], column, result)
+                else:
+                    width[i], height[i], sha[i] = result
+            bar.update(len(done))
     problems.check()
     return pd.DataFrame({"width": width, "height": height, "sha256": sha})
 
@@ -271,21 +306,22 @@ def place_images(rel: Sequence[str], images_root: Path, out: Path, place: str) -
             f"{final}: exists and was not made by `fairforge import`; refusing to replace it "
             "(choose another --out, or an --images-root inside --out to reference images in place)"
         )
+    for leftover in [*target.glob(f".{IMAGES_DIR}.tmp-*"), *target.glob(f".{IMAGES_DIR}.old-*")]:
+        shutil.rmtree(leftover)  # from a run killed mid-swap
     staging = target / f".{IMAGES_DIR}.tmp-{os.getpid()}"
-    if staging.exists():
-        shutil.rmtree(staging)
     staging.mkdir(parents=True)
     try:
         made: set[str] = set()
+        source, dest = os.fspath(root), os.fspath(staging)  # strings: pathlib costs more than the syscall here
         for p in tqdm(rel, desc=f"{place}ing images", unit="img", disable=None):
             parent = posixpath.dirname(p)
             if parent not in made:
-                (staging / parent).mkdir(parents=True, exist_ok=True)
+                os.makedirs(f"{dest}/{parent}", exist_ok=True)
                 made.add(parent)
             if place == "link":
-                os.symlink(root / p, staging / p)
+                os.symlink(f"{source}/{p}", f"{dest}/{p}")
             else:
-                shutil.copy2(root / p, staging / p)
+                shutil.copy2(f"{source}/{p}", f"{dest}/{p}")
         (staging / IMAGES_MARKER).write_text(f"made by fairforge import from {root}\n", encoding="utf-8")
         old = target / f".{IMAGES_DIR}.old-{os.getpid()}"
         if final.exists():
@@ -328,14 +364,8 @@ def finish(
     good = problems.good
     out.mkdir(parents=True, exist_ok=True)
     rejected_file = out / REJECTED_NAME
-    if problems.reasons:
-        rejected = problems.rejected(original)
-        with atomic_open(rejected_file, "wb") as handle:
-            pq.write_table(pa.Table.from_pandas(rejected, preserve_index=False), handle)
-        log.warning("%s: %d bad row(s) written to %s", problems.file, len(rejected), rejected_file)
-    else:
-        rejected_file.unlink(missing_ok=True)
     if not good.any():
+        _write_rejected(problems.rejected(original), rejected_file)
         raise ManifestError(problems.file, f"every row is bad; nothing to import (see {rejected_file})")
     kept = rows.loc[good].reset_index(drop=True)
     kept_rel = [p for p, g in zip(rel, good) if g]
@@ -346,4 +376,14 @@ def finish(
     kept["path"] = place_images(kept_rel, images_root, out, options.place)  # type: ignore[arg-type]
     target = write_manifest(kept, out / MANIFEST_NAME, options.taxonomy)
     log.info("%s: %d row(s) imported into %s", problems.file, len(kept), target)
+    if problems.reasons:
+        _write_rejected(problems.rejected(original), rejected_file)
+        log.warning("%s: %d bad row(s) written to %s", problems.file, len(problems.reasons), rejected_file)
+    else:
+        rejected_file.unlink(missing_ok=True)  # a previous run's, no longer true
     return target
+
+
+def _write_rejected(rejected: pd.DataFrame, file: Path) -> None:
+    with atomic_open(file, "wb") as handle:
+        pq.write_table(pa.Table.from_pandas(rejected, preserve_index=False), handle)

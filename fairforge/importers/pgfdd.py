@@ -62,8 +62,7 @@ def group_count(dataset: str, groups: int | None) -> int:
         return groups
     if dataset not in DATASET_GROUPS:
         raise ConfigError(
-            f"--dataset: {dataset!r} has no known group table; known {sorted(DATASET_GROUPS)}, "
-            "or pass --groups 6|8"
+            f"--dataset: {dataset!r} has no known group table; known {sorted(DATASET_GROUPS)}, or pass --groups 6|8"
         )
     return DATASET_GROUPS[dataset]
 
@@ -113,7 +112,9 @@ def import_pgfdd(
     problems.add(
         ~ok,
         "intersec_label",
-        lambda i: f"unknown group code {frame['intersec_label'].iat[i]!r}: {dataset} uses {n_groups} groups 0..{n_groups - 1}",
+        lambda i: (
+            f"unknown group code {frame['intersec_label'].iat[i]!r}: {dataset} uses {n_groups} groups 0..{n_groups - 1}"
+        ),
     )
     genders = np.array([g for g, _ in table] + [UNKNOWN], dtype=object)[np.where(ok, code, -1)]
     races = np.array([r for _, r in table] + [UNKNOWN], dtype=object)[np.where(ok, code, -1)]
@@ -143,7 +144,9 @@ def import_pgfdd(
             lambda i: f"spe_label must be 0..{len(SPE_METHODS) - 1}, got {frame['spe_label'].iat[i]!r}",
         )
         clash = ok_spe & problems.good & ((spe == 0) != (label == 0))
-        problems.add(clash, "spe_label", lambda i: f"spe_label {spe[i]} ({SPE_METHODS[spe[i]]}) contradicts label {label[i]}")
+        problems.add(
+            clash, "spe_label", lambda i: f"spe_label {spe[i]} ({SPE_METHODS[spe[i]]}) contradicts label {label[i]}"
+        )
         method = np.array(SPE_METHODS, dtype=object)[np.where(ok_spe, spe, 0)]
     else:
         method = np.where(label == 0, "real", dataset).astype(object)
