@@ -1,14 +1,81 @@
-"""CLI of this stage (not built yet: its issue fills it)."""
+"""`fairforge evaluate --predictions P.parquet [--predictions Q.parquet ...] --out DIR [--threshold T] [--bootstrap N]`.
+
+Other tools call it exactly so. Flags default to `EvaluateConfig`; numpy/matplotlib are imported
+only when the command runs, so `fairforge --help` stays fast.
+"""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-
-def _not_built(args: argparse.Namespace) -> int:
-    print(f"fairforge {args.command}: not built yet")
-    return 1
+from fairforge.config.base import validate
+from fairforge.config.evaluate import EvaluateConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    subparsers.add_parser("evaluate", help="evaluate stage (not built yet)").set_defaults(func=_not_built)
+    defaults = EvaluateConfig()
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="detection and fairness metrics, reports and plots from predictions",
+        description=(
+            "Per-group AUC/ACC/EER/AP/FPR/TPR/PR and the fairness metrics F_FPR, F_OAE, F_DP, F_MEO, F_AUC,"
+            " F_EFPR, F_EO (intersectional, gender, race); intra vs cross dataset by `source`. Writes"
+            " DIR/report.json, DIR/report.md, DIR/report.html and DIR/plots/*.png."
+        ),
+    )
+    parser.add_argument(
+        "--predictions",
+        action="append",
+        required=True,
+        type=Path,
+        metavar="P.parquet",
+        help="predictions (label, score, gender, race[, source, age, method, id]); repeat for several datasets",
+    )
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=defaults.threshold,
+        help="predicted fake when score >= T (default %(default)s)",
+    )
+    parser.add_argument(
+        "--bootstrap", type=int, default=defaults.bootstrap, metavar="N", help="bootstrap resamples for 95%% intervals"
+    )
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="bootstrap seed (default %(default)s)")
+    parser.add_argument(
+        "--intra",
+        default=defaults.intra,
+        metavar="SOURCE",
+        help="the source the model was trained on (default: the first predictions file's source)",
+    )
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .run import evaluate_files
+
+    config = validate(
+        EvaluateConfig,
+        {
+            "threshold": args.threshold,
+            "bootstrap": args.bootstrap,
+            "seed": args.seed,
+            "intra": args.intra,
+            "plots": not args.no_plots,
+        },
+        prefix="evaluate",
+    )
+    report = evaluate_files(args.predictions, args.out, config, progress=True)
+    overall, fairness = report["overall"], report["fairness"]["intersectional"]
+
+    def show(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.4f}"
+
+    print(
+        f"evaluated {report['n']} predictions: AUC {show(overall['auc'])}, ACC {show(overall['acc'])},"
+        f" EER {show(overall['eer'])}; intersectional F_FPR {show(fairness['F_FPR'])}, F_MEO {show(fairness['F_MEO'])}"
+    )
+    print(f"wrote {args.out}/report.json, report.md, report.html" + (", plots/" if config.plots else ""))
+    return 0

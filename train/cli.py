@@ -1,14 +1,56 @@
-"""CLI of this stage (not built yet: its issue fills it)."""
+"""`fairforge train ...`: training in this process, and `fairforge train predict`.
+
+`fairforge train --config C` runs `train/run.py`'s `main` in-process (one process). For several
+processes or GPUs use Accelerate's launcher on the same script:
+`accelerate launch train/run.py --config C` (on a CPU-only machine see run.py's docstring).
+"""
 
 from __future__ import annotations
 
 import argparse
 
 
-def _not_built(args: argparse.Namespace) -> int:
-    print(f"fairforge {args.command}: not built yet")
-    return 1
+def _train(args: argparse.Namespace) -> int:
+    from ..errors import ConfigError
+    from .run import load_config, train
+
+    if not args.config:
+        raise ConfigError("fairforge train: --config is required (a YAML file or ddfg / erm / tiny)")
+    train(load_config(args.config, args.set), resume=args.resume)
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from .predict import predict_manifest
+
+    out = predict_manifest(
+        args.checkpoint,
+        args.manifest,
+        args.out,
+        split=args.split,
+        batch_size=args.batch_size,
+        num_workers=args.num_workers,
+    )
+    print(f"wrote {out}")
+    return 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    subparsers.add_parser("train", help="train stage (not built yet)").set_defaults(func=_not_built)
+    parser = subparsers.add_parser(
+        "train",
+        help="train a detector (train/configs/*.yaml); `train predict` scores a manifest",
+        description="Train a detector in this process. Many processes/GPUs: accelerate launch train/run.py --config C",
+    )
+    parser.add_argument("--config", help="a YAML file, or the name of a shipped config: ddfg, erm, tiny")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    parser.add_argument("--resume", default=None, help="`latest` or a checkpoint folder (checkpoints/step_N)")
+    parser.set_defaults(func=_train)
+    sub = parser.add_subparsers(dest="train_command", metavar="<subcommand>")
+    predict = sub.add_parser("predict", help="write P(fake) for every row of a manifest (evaluate's input)")
+    predict.add_argument("--checkpoint", required=True, help="an export folder (best/, final/) or a run folder")
+    predict.add_argument("--manifest", required=True, action="append", help="manifest file or folder (repeatable)")
+    predict.add_argument("--out", required=True, help="predictions Parquet to write")
+    predict.add_argument("--split", default=None, help="score only rows of this split (default: all rows)")
+    predict.add_argument("--batch-size", type=int, default=None)
+    predict.add_argument("--num-workers", type=int, default=None)
+    predict.set_defaults(func=_predict)

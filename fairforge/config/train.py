@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from .base import StrictModel
+from .train_methods import DAGFDDConfig, DAWFDDConfig, PGFDDConfig, RoGAConfig
 
 #: Validation metrics a `select: auc_under_fairness` bound may name (evaluate's intersectional F_* keys).
 FAIRNESS_METRICS = ("F_FPR", "F_OAE", "F_DP", "F_MEO", "F_AUC", "F_EFPR", "F_EO")
@@ -53,7 +54,9 @@ class DataConfig(StrictModel):
     epoch_size: int | None = Field(None, gt=0, description="samples per epoch when balancing (null: the set's size)")
     paired: bool = Field(False, description="SBI recipe: each real image is followed by one of its blended fakes")
     pair_method: str = Field("sbi", description="the `method` of the fakes paired with their source (`src_id`)")
-    skip_bad: bool = Field(False, description="skip corrupt/missing images (ids go to the run folder) instead of failing")
+    skip_bad: bool = Field(
+        False, description="skip corrupt/missing images (ids go to the run folder) instead of failing"
+    )
     augment: AugmentConfig = AugmentConfig()
 
 
@@ -63,7 +66,7 @@ class HeadsConfig(StrictModel):
     cls: float = Field(1.0, ge=0.0, description="real/fake")
     gender: float = Field(0.0, ge=0.0)
     race: float = Field(0.0, ge=0.0)
-    group: float = Field(0.0, ge=0.0, description="intersectional gender-race group")
+    group: float = Field(0.1, ge=0.0, description="intersectional gender-race group")
 
 
 class ModelConfig(StrictModel):
@@ -72,6 +75,7 @@ class ModelConfig(StrictModel):
         False, description="true (timm's default weights), a hub id, a local .safetensors file, or false"
     )
     drop_rate: float = Field(0.0, ge=0.0, lt=1.0)
+    head: Literal["linear", "mlp"] = "linear"
     heads: HeadsConfig = HeadsConfig()
     grad_reverse: bool = Field(False, description="gradient reversal before the demographic heads")
     grad_reverse_scale: float = Field(1.0, ge=0.0)
@@ -97,6 +101,23 @@ class OptimizerConfig(StrictModel):
         None, description="the update rule (train/updates.py); null: `sam` when name is sam, else `plain`"
     )
     # ---- efficient SAM (issue 9) adds its fields below this line ----
+    every: int = Field(
+        1, ge=1, description="efficient SAM: a fresh ascent every k updates, reused in between (1: SAM every step)"
+    )
+    reuse: Literal["perturbation", "looksam"] = Field(
+        "perturbation",
+        description="between fresh ascents: one pass at w + the last perturbation, or LookSAM's reuse of the "
+        "SAM gradient's orthogonal part",
+    )
+    looksam_alpha: float = Field(0.7, ge=0.0, description="LookSAM's weight of the reused orthogonal component")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _efficient_sam_rule(cls, data: object) -> object:
+        """`every`/`reuse` given and no explicit rule: use the efficient SAM rule (train/efficient_sam.py)."""
+        if isinstance(data, dict) and data.get("update") is None and (data.get("every", 1) != 1 or "reuse" in data):
+            return {**data, "update": "efficient_sam"}
+        return data
 
 
 class SchedulerConfig(StrictModel):
@@ -135,6 +156,10 @@ class TrainConfig(StrictModel):
     keep_checkpoints: int | None = Field(3, gt=0, description="newest step checkpoints kept (null: all)")
     select: SelectConfig = SelectConfig()
     # ---- method sections (issue 9 adds one field per method with settings below this line) ----
+    dag_fdd: DAGFDDConfig = DAGFDDConfig()
+    daw_fdd: DAWFDDConfig = DAWFDDConfig()
+    pg_fdd: PGFDDConfig = PGFDDConfig()
+    roga: RoGAConfig = RoGAConfig()
 
     @field_validator("gradient_accumulation_steps")
     @classmethod

@@ -1,0 +1,138 @@
+"""Classifier backends, one loader per checkpoint format, in a registry keyed by `backend:`.
+
+Each loader reads the files the user points at through the library's own loading code (the one
+real weights take) and says which logit carries which label name; `classifier.LabelMap` does the
+rest. No loader runs remote code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fairforge.config.balance import ClassifierConfig
+from fairforge.errors import ConfigError, MissingModelError
+from fairforge.taxonomy import AGE_BINS, FAIRFACE_GENDERS, FAIRFACE_RACES, Taxonomy
+
+from .classifier import AttributeClassifier, Head, parse_heads
+from .models import resolve_model
+
+Loader = Callable[[ClassifierConfig, str, Taxonomy], AttributeClassifier]
+BACKENDS: dict[str, Loader] = {}
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+FAIRFACE_URL = "https://github.com/dchen236/FairFace (res34_fair_align_multi_7_20190809.pt)"
+
+
+def register_backend(name: str) -> Callable[[Loader], Loader]:
+    def wrap(fn: Loader) -> Loader:
+        BACKENDS[name] = fn
+        return fn
+
+    return wrap
+
+
+def load_classifier(cfg: ClassifierConfig, key: str, taxonomy: Taxonomy) -> AttributeClassifier:
+    """Load the classifier `cfg` describes; `key` (e.g. `balance.classifiers[0]`) names it in errors."""
+    if cfg.backend not in BACKENDS:
+        raise ConfigError(f"{key}.backend: unknown {cfg.backend!r}; expected one of {sorted(BACKENDS)}")
+    return BACKENDS[cfg.backend](cfg, key, taxonomy)
+
+
+# ------------------------------------------------------------------------------------------------
+# FairFace: a torchvision ResNet state dict with 18 logits (race 0-6, gender 7-8, age 9-17)
+# ------------------------------------------------------------------------------------------------
+FAIRFACE_HEADS = (
+    Head("race", tuple(range(0, 7)), FAIRFACE_RACES),
+    Head("gender", (7, 8), FAIRFACE_GENDERS),
+    Head("age", tuple(range(9, 18)), AGE_BINS),
+)
+
+
+@register_backend("fairface")
+def load_fairface(cfg: ClassifierConfig, key: str, taxonomy: Taxonomy) -> AttributeClassifier:
+    import torch
+    import torchvision
+    from torchvision import transforms
+
+    path = resolve_model(cfg.path, f"{key}.path", hint=f"download it from {FAIRFACE_URL}")
+    builder = getattr(torchvision.models, cfg.arch, None)
+    if builder is None or not callable(builder):
+        raise ConfigError(f"{key}.arch: {cfg.arch!r} is not a torchvision model (FairFace: resnet34)")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise ConfigError(f"{key}.path: {path} holds a {type(state).__name__}, not a state dict")
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    model = builder(weights=None, num_classes=18)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise ConfigError(f"{key}: {path} is not a FairFace {cfg.arch} state dict with 18 logits ({first})") from None
+    transform = transforms.Compose(
+        [
+            transforms.Resize((cfg.image_size, cfg.image_size)),
+            transforms.ToTensor(),
+            transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        ]
+    )
+    heads = [h for h in FAIRFACE_HEADS if cfg.attributes is None or h.attribute in cfg.attributes]
+    info = {"backend": "fairface", "path": cfg.path, "arch": cfg.arch}
+    return AttributeClassifier(f"fairface:{cfg.arch}", model, transform, heads, taxonomy, info=info)
+
+
+# ------------------------------------------------------------------------------------------------
+# timm: any timm model (local-dir:, hf-hub: or a name) with label names in logit order
+# ------------------------------------------------------------------------------------------------
+@register_backend("timm")
+def load_timm(cfg: ClassifierConfig, key: str, taxonomy: Taxonomy) -> AttributeClassifier:
+    import timm
+    from timm.data import create_transform, resolve_data_config
+
+    name = resolve_model(cfg.path, f"{key}.path", must_exist=False)
+    if not name.startswith(("local-dir:", "hf-hub:")) and Path(name).is_dir():
+        name = "local-dir:" + name
+    try:
+        model = timm.create_model(name, pretrained=True)
+    except (RuntimeError, OSError, ValueError) as exc:
+        raise MissingModelError(f"{key}.path: timm could not load {cfg.path!r} ({exc})") from None
+    labels = cfg.labels or model.pretrained_cfg.get("label_names")
+    if not labels:
+        raise ConfigError(f"{key}.labels: {cfg.path} has no label_names in its config; list them in logit order")
+    labels = list(labels.values()) if isinstance(labels, dict) else list(labels)
+    if len(labels) != model.num_classes:
+        raise ConfigError(f"{key}.labels: {len(labels)} names for a model with {model.num_classes} outputs")
+    heads = parse_heads(labels, cfg.attribute, f"{key}.labels", cfg.attributes)
+    transform = create_transform(**resolve_data_config({}, model=model))
+    info = {"backend": "timm", "path": cfg.path, "arch": model.pretrained_cfg.get("architecture")}
+    return AttributeClassifier(f"timm:{cfg.path}", model, transform, heads, taxonomy, info=info)
+
+
+# ------------------------------------------------------------------------------------------------
+# transformers: AutoModelForImageClassification + id2label, never remote code
+# ------------------------------------------------------------------------------------------------
+@register_backend("transformers")
+def load_transformers(cfg: ClassifierConfig, key: str, taxonomy: Taxonomy) -> AttributeClassifier:
+    from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+    name = resolve_model(cfg.path, f"{key}.path", must_exist=False)
+    try:
+        model = AutoModelForImageClassification.from_pretrained(name, trust_remote_code=False)
+        processor = AutoImageProcessor.from_pretrained(name, trust_remote_code=False)
+    except (OSError, ValueError) as exc:
+        raise MissingModelError(f"{key}.path: transformers could not load {cfg.path!r} ({exc})") from None
+    id2label = model.config.id2label
+    labels = [id2label[i] for i in range(model.config.num_labels)]
+    heads = parse_heads(labels, cfg.attribute, f"{key}.attribute", cfg.attributes)
+
+    def transform(image: Any) -> Any:
+        return processor(images=image, return_tensors="pt")["pixel_values"][0]
+
+    info = {"backend": "transformers", "path": cfg.path, "arch": type(model).__name__}
+    return AttributeClassifier(
+        f"transformers:{cfg.path}", model, transform, heads, taxonomy, logits_of=lambda out: out.logits, info=info
+    )

@@ -1,0 +1,216 @@
+"""The dataset card: README.md with the Hub's YAML metadata and a body a reviewer can trust.
+
+The YAML carries what the Hub and `datasets` read (license, task_categories, tags,
+size_categories, `configs` pointing at the Parquet shards, `dataset_info` with the features as
+`datasets` writes them) plus `components`: every model and dataset the set was made with and its
+licence. The body says what the set is, how many images each cell holds, how it was made, which
+non-commercial terms it inherits, what it is for, and where it is biased.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from fairforge.config.balance import ReleaseConfig
+
+from .licenses import License, dataset_license, license_of
+from .report import _md_table
+
+TAGS = ["deepfake-detection", "fairness", "synthetic", "faces", "demographic-balance", "fairforge"]
+
+
+def size_category(n: int) -> str:
+    bounds = [
+        (1_000, "n<1K"),
+        (10_000, "1K<n<10K"),
+        (100_000, "10K<n<100K"),
+        (1_000_000, "100K<n<1M"),
+        (10_000_000, "1M<n<10M"),
+    ]
+    for bound, name in bounds:
+        if n < bound:
+            return name
+    return "10M<n<100M"
+
+
+def components(provenance: Mapping[str, Any], overrides: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every model / dataset the release depends on, with its role and licence."""
+    items: list[tuple[str, str]] = [(g, "generator") for g in provenance.get("generators", [])]
+    items += [
+        (c.get("path") or c.get("arch") or "?", f"attribute classifier ({c.get('backend')})")
+        for c in provenance.get("classifiers", [])
+    ]
+    if provenance.get("face_detector") == "dlib":
+        items.append(("dlib", "face detector"))
+    if provenance.get("identity_model"):
+        items.append((provenance["identity_model"], "same-identity filter (face recognition)"))
+    items += [(s, "real data") for s in provenance.get("real_sources", [])]
+    out = []
+    for name, role in items:
+        lic: License = license_of(str(name), overrides)
+        out.append(
+            {
+                "name": str(name),
+                "role": role,
+                "license": lic.license,
+                "non_commercial": lic.non_commercial,
+                "url": lic.url,
+            }
+        )
+    return out
+
+
+def card_metadata(
+    features_yaml: dict[str, Any],
+    split_sizes: Mapping[str, int],
+    split_bytes: Mapping[str, int],
+    comps: Sequence[Mapping[str, Any]],
+    cfg: ReleaseConfig,
+) -> dict[str, Any]:
+    license_id = dataset_license([License(c["license"], c["non_commercial"]) for c in comps], cfg.license)
+    return {
+        "license": license_id,
+        "pretty_name": cfg.pretty_name,
+        "task_categories": ["image-classification"],
+        "tags": TAGS,
+        "size_categories": [size_category(sum(split_sizes.values()))],
+        "configs": [
+            {
+                "config_name": "default",
+                "data_files": [{"split": s, "path": f"data/{s}-*"} for s in split_sizes],
+            }
+        ],
+        "dataset_info": {
+            **features_yaml,
+            "splits": [
+                {"name": s, "num_bytes": int(split_bytes[s]), "num_examples": int(n)} for s, n in split_sizes.items()
+            ],
+            "download_size": int(sum(split_bytes.values())),
+            "dataset_size": int(sum(split_bytes.values())),
+        },
+        "components": [dict(c) for c in comps],
+    }
+
+
+def card_body(
+    meta: Mapping[str, Any],
+    manifest: pd.DataFrame,
+    provenance: Mapping[str, Any],
+    acceptance: pd.DataFrame | None,
+    repo_id: str | None,
+) -> str:
+    comps = meta["components"]
+    nc = [c for c in comps if c["non_commercial"]]
+    splits = manifest.groupby("split").agg(
+        rows=("id", "size"),
+        real=("label", lambda s: int((s == 0).sum())),
+        fake=("label", lambda s: int((s == 1).sum())),
+    )
+    cells = (
+        manifest.assign(age=manifest["age"].fillna("unknown"))
+        .groupby(["gender", "race", "age", "method", "label"], dropna=False)
+        .size()
+    )
+    cells = cells.rename("images").reset_index()
+    filters = provenance.get("filters", {})
+    verify = filters.get("verify", {})
+    lines = [
+        f"# {meta['pretty_name']}",
+        "",
+        "## Description",
+        "",
+        "Face images for training and testing deepfake detectors whose errors are spread evenly over "
+        "demographic groups. The synthetic part is balanced by construction: every cell (gender x race"
+        f"{' x age' if 'age' in manifest and manifest['age'].notna().any() else ''}) holds the same number of "
+        "images per method, each image's attributes confirmed by an attribute classifier; real images "
+        "from existing datasets may be mixed in. `label` is 0 for real/pristine faces and 1 for fakes "
+        "(face swaps, self-blended images); `method` names how an image was made. Splits are "
+        "identity-disjoint: no face (nor any swap or blend made from it) appears in two splits.",
+        "",
+        "## Splits",
+        "",
+        _md_table(splits.reset_index()),
+        "",
+        "## Images per cell",
+        "",
+        _md_table(cells),
+        "",
+        "## How it was made",
+        "",
+        "Made with fairforge (`fairforge generate` -> `fairforge balance` -> "
+        "`fairforge release`). Generators, classifiers and filters:",
+        "",
+        _md_table(pd.DataFrame(comps, columns=["name", "role", "license", "non_commercial", "url"])),
+        "",
+        f"Methods: {', '.join(provenance.get('methods', sorted(manifest['method'].unique())))}. "
+        f"An image was kept only when the classifier's verdict matched the intended "
+        f"{', '.join(verify.get('match', [])) or '(no attribute: verification off)'} with confidence at least "
+        f"{verify.get('tau', {})}, a face was found, it was at least {filters.get('min_size', '?')} px, "
+        f"sharp (variance of Laplacian >= {filters.get('sharpness', {}).get('min', '?')}), not a near duplicate "
+        f"(perceptual hash within {filters.get('dedup', {}).get('max_hamming', '?')} bits) and, when a face "
+        "recognition model was configured, not the same identity as an earlier image. Each cell was then capped "
+        f"at {filters.get('target_per_cell', '?')} images split over methods as {filters.get('method_mix', {})}.",
+        "",
+    ]
+    if acceptance is not None and len(acceptance):
+        rates = acceptance.groupby(["gender", "race"]).agg(
+            made=("made", "sum"), passed=("passed", "sum"), kept=("kept", "sum")
+        )
+        rates["acceptance"] = rates["passed"] / rates["made"].where(rates["made"] > 0)
+        lines += [
+            "Acceptance per group (images that passed every filter / images generated): the generator's own "
+            "bias, corrected by generating more where it is low.",
+            "",
+            _md_table(rates.reset_index()),
+            "",
+        ]
+    lines += [
+        "## Licence and terms inherited",
+        "",
+        f"This dataset is released under `{meta['license']}`.",
+    ]
+    if nc:
+        names = "; ".join(f"{c['name']} ({c['role']}: {c['license']})" for c in nc)
+        lines += [
+            "",
+            "It was made with components whose terms forbid commercial use, and it inherits them: "
+            f"{names}. In particular, images made or judged with insightface models (inswapper_128, the "
+            "buffalo_l pack) fall under insightface's non-commercial research licence. Use it for "
+            "non-commercial research only.",
+        ]
+    lines += [
+        "",
+        "## Intended use",
+        "",
+        "Training and evaluating deepfake detectors, and measuring and reducing their demographic "
+        "disparities (false positive rate, accuracy and equalized-odds gaps between groups). Not for "
+        "identifying people, inferring anyone's gender, race or age, or any surveillance use.",
+        "",
+        "## Bias and limitations",
+        "",
+        "- Gender, race and age are coarse, externally assigned categories (the attribute classifier's "
+        "and the prompt's), not anyone's self-identification; the taxonomy's groups hide large variation inside them.",
+        "- The attribute classifier has its own error rates per group; where it is less accurate, its "
+        "verification admits more wrong images and rejects more right ones.",
+        "- Balance holds per cell for the synthetic part; the acceptance table above shows how unevenly "
+        "the generator produced each cell before balancing. Mixed-in real data keeps its own demographic shape.",
+        "- Synthetic faces and the fakes made from them differ from in-the-wild deepfakes; a detector "
+        "trained here should be tested on real deepfake datasets too.",
+        "",
+        "## Loading",
+        "",
+        "```python",
+        "from datasets import load_dataset",
+        f"ds = load_dataset({repo_id or '<folder or repo id>'!r})",
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def render_card(meta: Mapping[str, Any], body: str) -> str:
+    return "---\n" + yaml.safe_dump(dict(meta), sort_keys=False, allow_unicode=True) + "---\n\n" + body

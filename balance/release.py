@@ -1,0 +1,203 @@
+"""`fairforge release`: the balanced set as a Hugging Face dataset, in the Hub's own layout.
+
+RELEASE_DIR holds exactly what is published: `README.md` (the dataset card) and
+`data/<split>-XXXXX-of-YYYYY.parquet` shards whose schema carries the `datasets` Features (an
+`Image()` column with the image bytes embedded, ClassLabels for label / gender / race / age /
+method, every manifest column), so `load_dataset(RELEASE_DIR)` reads the same thing the Hub would
+serve. `RELEASE_DIR/arrow/` is the `save_to_disk` copy for fast local use; it is not pushed.
+
+Each shard records a digest of the rows it holds in its Parquet metadata: a rerun (after a kill,
+or for a large set after a change) rewrites only the shards whose rows changed, and removes shards
+no longer part of the release.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm.auto import tqdm
+
+from fairforge.atomic import atomic_open, atomic_write_text
+from fairforge.config.balance import ReleaseConfig
+from fairforge.errors import ConfigError, ManifestError
+from fairforge.manifest import FIELDS, SPLITS, read_manifest
+from fairforge.taxonomy import UNKNOWN, Taxonomy
+
+from .card import card_body, card_metadata, components, render_card
+
+log = logging.getLogger(__name__)
+
+DATA = "data"
+ARROW = "arrow"
+CARD = "README.md"
+DIGEST_KEY = b"fairforge_shard_digest"
+CLASS_COLUMNS = ("label", "gender", "race", "age", "method")
+LABEL_NAMES = ["real", "fake"]
+
+
+@dataclass
+class ReleaseResult:
+    release_dir: Path
+    split_sizes: dict[str, int]
+    files: list[str]  # paths relative to release_dir that a push uploads
+
+
+def build_features(manifest: pd.DataFrame, taxonomy: Taxonomy):  # type: ignore[no-untyped-def]
+    """Explicit Features: the image, ClassLabels for the categorical columns, every other column."""
+    from datasets import ClassLabel, Features, Image
+
+    features = {"image": Image()}
+    for column in manifest.columns:
+        if column == "label":
+            features[column] = ClassLabel(names=LABEL_NAMES)
+        elif column in ("gender", "race", "age"):
+            features[column] = ClassLabel(names=list(taxonomy.allowed(column)))
+        elif column == "method":
+            features[column] = ClassLabel(names=sorted(manifest["method"].astype(str).unique()))
+        else:
+            dtype = FIELDS.get(column) or pa.array(manifest[column].tolist(), from_pandas=True).type
+            dtype = pa.string() if dtype == pa.null() else dtype
+            features[column] = Features.from_arrow_schema(pa.schema([pa.field(column, dtype)]))[column]
+    return Features(features)
+
+
+def parse_size(value: str) -> int:
+    """`500MB` / `2GB` / `1000` -> bytes (decimal units, like the Hub)."""
+    text = str(value).strip().upper()
+    for unit, factor in (("GB", 10**9), ("MB", 10**6), ("KB", 10**3), ("B", 1)):
+        if text.endswith(unit):
+            text, scale = text[: -len(unit)], factor
+            break
+    else:
+        scale = 1
+    try:
+        return int(float(text) * scale)
+    except ValueError:
+        raise ConfigError(f"release.max_shard_size: expected e.g. '500MB', got {value!r}") from None
+
+
+def _encode_rows(rows: pd.DataFrame, root: Path, features) -> pa.Table:  # type: ignore[no-untyped-def]
+    batch: dict[str, list] = {"image": [{"bytes": (root / p).read_bytes(), "path": p} for p in rows["path"]]}
+    for column in rows.columns:
+        values = rows[column].astype(object).where(rows[column].notna(), None).tolist()
+        if column in ("gender", "race", "age"):
+            values = [UNKNOWN if v is None else v for v in values]
+        batch[column] = values
+    encoded = features.encode_batch(batch)
+    return pa.Table.from_pydict(encoded, schema=features.arrow_schema)
+
+
+def shard_digest(rows: pd.DataFrame, features) -> str:  # type: ignore[no-untyped-def]
+    """What a shard's bytes depend on: its rows (image digests included) and the features."""
+    payload = rows.astype(object).where(rows.notna(), None).to_json(orient="split", index=False)
+    return hashlib.sha256((payload + json.dumps(features.to_dict(), sort_keys=True)).encode()).hexdigest()
+
+
+def write_shards(
+    manifest: pd.DataFrame, root: Path, release_dir: Path, features, cfg: ReleaseConfig
+) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
+    """Write every split's shards (skipping those already written with the same rows)."""
+    max_bytes = parse_size(cfg.max_shard_size)
+    written: dict[str, list[str]] = {}
+    for split in SPLITS:
+        rows = manifest[manifest["split"] == split]
+        if rows.empty:
+            continue
+        total = sum(os.path.getsize(root / p) for p in rows["path"])
+        n = max(1, math.ceil(total / max_bytes))
+        written[split] = []
+        for k, part in enumerate(tqdm(np.array_split(np.arange(len(rows)), n), desc=f"release {split}", unit="shard")):
+            chunk = rows.iloc[part]
+            name = f"{DATA}/{split}-{k:05d}-of-{n:05d}.parquet"
+            target = release_dir / name
+            digest = shard_digest(chunk, features)
+            if not (target.is_file() and (pq.read_schema(target).metadata or {}).get(DIGEST_KEY) == digest.encode()):
+                table = _encode_rows(chunk, root, features)
+                table = table.replace_schema_metadata({**table.schema.metadata, DIGEST_KEY: digest.encode()})
+                with atomic_open(target, "wb") as handle:
+                    pq.write_table(table, handle, row_group_size=cfg.row_group_size)
+            written[split].append(name)
+    keep = {name for names in written.values() for name in names}
+    for stale in sorted((release_dir / DATA).glob("*.parquet")):
+        if f"{DATA}/{stale.name}" not in keep:
+            stale.unlink()
+    return written
+
+
+def save_arrow(release_dir: Path) -> None:
+    """Load the release as a user would (`load_dataset(RELEASE_DIR)`) and `save_to_disk` it."""
+    from datasets import load_dataset
+
+    scratch = Path(tempfile.mkdtemp(prefix=f".{release_dir.name}-", dir=release_dir.parent))
+    try:
+        dataset = load_dataset(str(release_dir), cache_dir=str(scratch / "cache"))
+        dataset.save_to_disk(str(scratch / ARROW))
+        final = release_dir / ARROW
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(scratch / ARROW, final)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def release_files(release_dir: Path) -> list[str]:
+    """The files a push uploads: everything in RELEASE_DIR except the local `arrow/` copy."""
+    out = []
+    for path in sorted(release_dir.rglob("*")):
+        rel = path.relative_to(release_dir).as_posix()
+        if (
+            path.is_file()
+            and not rel.startswith(f"{ARROW}/")
+            and not any(part.startswith(".") for part in path.relative_to(release_dir).parts)
+        ):
+            out.append(rel)
+    return out
+
+
+def run_release(
+    in_dir: str | Path,
+    release_dir: str | Path,
+    cfg: ReleaseConfig,
+    taxonomy: Taxonomy,
+    repo_id: str | None = None,
+) -> ReleaseResult:
+    """Write RELEASE_DIR from the balance stage's DIR (its manifest with `split`)."""
+    in_dir, release_dir = Path(in_dir), Path(release_dir)
+    manifest = read_manifest(in_dir, taxonomy, check_files=True)
+    root = Path(manifest.attrs["root"])
+    if manifest["split"].isna().any():
+        row = int(np.flatnonzero(manifest["split"].isna().to_numpy())[0])
+        raise ManifestError(
+            manifest.attrs["file"], "every row needs a split (run `fairforge balance` first)", row=row, column="split"
+        )
+    release_dir.mkdir(parents=True, exist_ok=True)
+    features = build_features(manifest, taxonomy)
+    written = write_shards(manifest, root, release_dir, features, cfg)
+    split_sizes = {s: int((manifest["split"] == s).sum()) for s in written}
+    split_bytes = {s: sum((release_dir / f).stat().st_size for f in files) for s, files in written.items()}
+
+    provenance = json.loads((in_dir / "provenance.json").read_text()) if (in_dir / "provenance.json").is_file() else {}
+    acceptance = pd.read_parquet(in_dir / "acceptance.parquet") if (in_dir / "acceptance.parquet").is_file() else None
+    from datasets import DatasetInfo
+
+    comps = components(provenance, cfg.licenses)
+    meta = card_metadata(DatasetInfo(features=features)._to_yaml_dict(), split_sizes, split_bytes, comps, cfg)
+    body = card_body(meta, manifest, provenance, acceptance, repo_id or cfg.repo_id)
+    atomic_write_text(release_dir / CARD, render_card(meta, body))
+    if cfg.save_to_disk:
+        save_arrow(release_dir)
+    files = release_files(release_dir)
+    log.info("release: %s rows in %d files -> %s", split_sizes, len(files), release_dir)
+    return ReleaseResult(release_dir, split_sizes, files)

@@ -1,0 +1,184 @@
+"""`fairforge balance`: verify and filter the generated set, balance it, mix in real data, split.
+
+Order of work (each step's output is a file in DIR, written atomically):
+1. load the classifiers / detector / embedder once; measurements are cached per image;
+2. the closed loop (`loop.py`): verify -> deficits -> top up -> verify, every round kept;
+3. mix the kept synthetic rows with real rows at `mix.real_ratio`, place the images under DIR;
+4. identity-disjoint splits stratified by cell and label;
+5. DIR/manifest.parquet, rejected.parquet, deficits.parquet, acceptance.parquet, provenance.json,
+   config.yaml and the report.
+A kill at any point leaves only complete files; a rerun reuses the cached measurements and
+writes the same outputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from fairforge.atomic import atomic_write_json, atomic_write_text
+from fairforge.config import PipelineConfig, dump_yaml
+from fairforge.manifest import read_manifest, to_frame, write_manifest
+
+from .cap import cell_keys
+from .loop import TopUp, run_loop, write_table
+from .measure import MeasureCache, Measurers
+from .mix import materialize, sample_real
+from .report import write_report
+from .split import assign_splits
+from .verify import verify_round
+
+log = logging.getLogger(__name__)
+
+#: Columns of rejected.parquet besides the reason (enough to audit a verdict without the images).
+REJECT_COLUMNS = (
+    "id",
+    "path",
+    "label",
+    "method",
+    "gender",
+    "race",
+    "age",
+    "pred_gender",
+    "pred_race",
+    "pred_age",
+    "pred_gender_conf",
+    "pred_race_conf",
+    "pred_age_conf",
+    "face_score",
+    "sharpness",
+    "phash",
+    "width",
+    "height",
+    "sha256",
+)
+
+
+@dataclass
+class BalanceResult:
+    out_dir: Path
+    manifest: pd.DataFrame
+    acceptance: pd.DataFrame
+    deficits: pd.DataFrame
+    rounds: pd.DataFrame
+    rejected: pd.DataFrame
+
+
+def strata(frame: pd.DataFrame, with_age: bool) -> pd.Series:
+    """The stratum of a row: its cell and its label."""
+    keys = cell_keys(frame, with_age)
+    return keys["gender"] + "|" + keys["race"] + "|" + keys["age"] + "|" + frame["label"].astype(str)
+
+
+def run_balance(
+    config: PipelineConfig,
+    gen_dir: str | Path,
+    out_dir: str | Path,
+    real: Sequence[str | Path] = (),
+    topup: TopUp | None = None,
+    progress: bool = True,
+) -> BalanceResult:
+    """Run the balance stage; `topup` (with `balance.loop.until_full`) closes the loop."""
+    cfg = config.balance
+    taxonomy = config.taxonomy.build()
+    gen_dir, out_dir = Path(gen_dir), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    real_frames = [read_manifest(p, taxonomy, check_files=True) for p in real]
+
+    measurers = Measurers.load(cfg, taxonomy)
+    cache = MeasureCache(out_dir / "cache" / f"measure-{measurers.signature()}")
+
+    def verify(frame: pd.DataFrame, root: Path):  # type: ignore[no-untyped-def]
+        return verify_round(frame, root, measurers, cache, cfg, taxonomy, progress=progress)
+
+    signature = hashlib.sha256(
+        json.dumps(
+            [cfg.model_dump(mode="json"), str(gen_dir.resolve()), config.taxonomy.model_dump()], sort_keys=True
+        ).encode()
+    ).hexdigest()[:16]
+    result, rounds = run_loop(
+        gen_dir,
+        out_dir,
+        verify,
+        taxonomy,
+        topup if cfg.loop.until_full else None,
+        cfg.loop.max_rounds,
+        signature,
+    )
+    gen_root = Path(read_manifest(gen_dir, taxonomy, validate=False).attrs["root"])
+    synthetic = to_frame(result.rows.loc[result.kept].drop(columns=["readable", "embedding"]))
+
+    # mix: real rows, sampled per (cell, label) stratum
+    parts, roots = [synthetic], [pd.Series(str(gen_root), index=synthetic.index)]
+    if real_frames:
+        real_all = pd.concat([to_frame(f) for f in real_frames], ignore_index=True)
+        real_roots = pd.concat(
+            [pd.Series(f.attrs["root"], index=range(len(f))) for f in real_frames], ignore_index=True
+        )
+        picked = sample_real(real_all, len(synthetic), cfg.mix.real_ratio, strata(real_all, cfg.with_age), config.seed)
+        parts.append(picked)
+        roots.append(real_roots.loc[picked.index])
+    mixed = pd.concat(parts, ignore_index=True)
+    mixed_roots = pd.concat(roots, ignore_index=True)
+    mixed = materialize(mixed, mixed_roots, out_dir, cfg.link)
+    mixed["split"] = assign_splits(mixed, strata(mixed, cfg.with_age), cfg.split, str(out_dir / "manifest.parquet"))
+    write_manifest(mixed, out_dir / "manifest.parquet", taxonomy)
+
+    rejected = _rejected_table(result, gen_root)
+    write_table(rejected, out_dir / "rejected.parquet")
+    write_table(result.deficits, out_dir / "deficits.parquet")
+    write_table(result.acceptance, out_dir / "acceptance.parquet")
+    write_table(rounds, out_dir / "rounds.parquet")
+    atomic_write_json(out_dir / "provenance.json", _provenance(measurers, result.rows, real_frames, cfg))
+    atomic_write_text(out_dir / "config.yaml", dump_yaml(config))
+    write_report(
+        out_dir,
+        taxonomy=taxonomy,
+        acceptance=result.acceptance,
+        rounds=rounds,
+        deficits=result.deficits,
+        rejected=rejected,
+        manifest=mixed,
+        synthetic_ids=set(synthetic["id"]),
+        contact_per_cell=cfg.report.contact_per_cell,
+        contact_thumb=cfg.report.contact_thumb,
+        with_age=cfg.with_age,
+    )
+    log.info(
+        "balance: %d kept of %d generated, %d real mixed in, %d missing -> %s",
+        len(synthetic),
+        len(result.rows),
+        len(mixed) - len(synthetic),
+        int(result.deficits["missing"].sum()) if len(result.deficits) else 0,
+        out_dir,
+    )
+    return BalanceResult(out_dir, mixed, result.acceptance, result.deficits, rounds, rejected)
+
+
+def _rejected_table(result, gen_root: Path) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+    rows = result.rows.loc[result.rejects.index, list(REJECT_COLUMNS)]
+    out = pd.concat([rows, result.rejects[["reason", "detail", "filter"]]], axis=1)
+    out.insert(2, "root", str(gen_root))
+    return out.reset_index(drop=True)
+
+
+def _provenance(measurers: Measurers, rows: pd.DataFrame, real_frames: list[pd.DataFrame], cfg) -> dict:  # type: ignore[no-untyped-def]
+    """What the release's dataset card lists: every model that made or judged the images."""
+    generators = sorted({str(g) for g in rows["generator"].dropna().unique()})
+    methods = sorted({str(m) for m in rows["method"].dropna().unique()})
+    real_sources = sorted({str(s) for f in real_frames for s in f["source"].dropna().unique()})
+    return {
+        "generators": generators,
+        "methods": methods,
+        "classifiers": [c.info for c in measurers.classifiers],
+        "face_detector": cfg.face.detector,
+        "identity_model": cfg.identity.model,
+        "real_sources": real_sources,
+        "filters": json.loads(json.dumps(cfg.model_dump(mode="json"), default=str)),
+    }

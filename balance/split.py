@@ -1,0 +1,95 @@
+"""Identity-disjoint train/val/test splits, stratified by cell and label.
+
+Rows are joined (union-find) when they share any identity key: the row's own id, its `identity`
+(a real dataset's person or video id) and its `src_id` / `dst_id` (the faces a swap or blend was
+made from, which are themselves rows' ids or identities). A connected group goes to one split
+whole, so no face is seen in training and again in testing, whatever chain of swaps links it.
+Groups are placed largest first into the split that most needs their (cell, label) strata, which
+keeps every stratum near the configured fractions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from fairforge.config.balance import SplitConfig
+from fairforge.errors import ManifestError
+from fairforge.manifest import SPLITS
+
+KEY_COLUMNS = ("id", "identity", "src_id", "dst_id")
+
+
+class UnionFind:
+    def __init__(self, n: int) -> None:
+        self.parent = np.arange(n)
+
+    def find(self, i: int) -> int:
+        root = i
+        while self.parent[root] != root:
+            root = self.parent[root]
+        while self.parent[i] != root:  # path compression
+            self.parent[i], i = root, self.parent[i]
+        return int(root)
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+def identity_groups(frame: pd.DataFrame) -> np.ndarray:
+    """Group number per row (rows sharing any identity key, transitively, share a group)."""
+    uf = UnionFind(len(frame))
+    first_row: dict[str, int] = {}
+    for column in KEY_COLUMNS:
+        if column not in frame.columns:
+            continue
+        for row, key in enumerate(frame[column].tolist()):
+            if key is None or (isinstance(key, float) and np.isnan(key)) or key == "":
+                continue
+            key = str(key)
+            if key in first_row:
+                uf.union(first_row[key], row)
+            else:
+                first_row[key] = row
+    roots = np.array([uf.find(i) for i in range(len(frame))])
+    _, groups = np.unique(roots, return_inverse=True)
+    return groups
+
+
+def assign_splits(frame: pd.DataFrame, strata: pd.Series, cfg: SplitConfig, file: str = "manifest") -> pd.Series:
+    """A split per row: identity groups whole, strata near the configured fractions."""
+    fractions = {"train": cfg.train, "val": cfg.val, "test": cfg.test}
+    active = [s for s in SPLITS if fractions[s] > 0]
+    groups = identity_groups(frame)
+    strata_codes, strata_names = pd.factorize(strata, sort=True)
+    n_strata = len(strata_names)
+    totals = np.bincount(strata_codes, minlength=n_strata).astype(float)
+    current = {s: np.zeros(n_strata) for s in SPLITS}
+    out = np.empty(len(frame), dtype=object)
+    members = pd.Series(np.arange(len(frame))).groupby(groups).apply(list)
+    fixed: dict[int, str] = {}
+    if cfg.keep_existing and "split" in frame.columns:
+        existing = frame["split"].to_numpy()
+        for g, rows in members.items():
+            given = {existing[r] for r in rows if isinstance(existing[r], str)}
+            if len(given) > 1:
+                ids = frame["id"].iloc[rows].tolist()[:5]
+                raise ManifestError(
+                    file, f"rows {ids} share an identity but carry splits {sorted(given)}", column="split"
+                )
+            if given:
+                fixed[int(g)] = given.pop()
+    order = sorted(members.index, key=lambda g: (g not in fixed, -len(members[g]), members[g][0]))
+    for g in order:
+        rows = members[g]
+        counts = np.bincount(strata_codes[rows], minlength=n_strata)
+        if g in fixed:
+            split = fixed[g]
+        else:
+            need = {s: (fractions[s] * totals - current[s]) / np.maximum(totals, 1.0) for s in active}
+            split = max(active, key=lambda s: (float(counts @ need[s]), fractions[s]))
+        current[split] += counts
+        out[rows] = split
+    return pd.Series(out, index=frame.index, name="split")

@@ -1,0 +1,78 @@
+"""Intra- vs cross-dataset evaluation and the fairness generalization gap.
+
+A detector trained on one dataset (the intra source, e.g. `ffpp`) is tested on it and on others
+(`celebdf`, `dfdc`, `dfd`). The question the field asks is how much fairness degrades off the
+training distribution: the gap is cross minus intra, per metric, for every cross source and for
+their mean.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from fairforge.errors import ManifestError
+
+from .inputs import Predictions
+from .metrics import FAIRNESS_METRICS
+from .report import report_from_predictions
+
+#: Columns of the intra-vs-cross table: detection metrics (overall) then intersectional fairness.
+TABLE_METRICS: tuple[str, ...] = ("auc", "acc", "eer", "ap", *FAIRNESS_METRICS)
+
+
+def table_row(report: dict[str, Any]) -> dict[str, float | None]:
+    row = {m: report["overall"][m] for m in ("auc", "acc", "eer", "ap")}
+    row.update({m: report["fairness"]["intersectional"][m] for m in FAIRNESS_METRICS})
+    return row
+
+
+def _difference(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
+def cross_dataset(
+    preds: Predictions,
+    intra: str | None = None,
+    threshold: float = 0.5,
+    bootstrap: int = 0,
+    seed: int = 0,
+    **report_options: Any,
+) -> dict[str, Any]:
+    """Per-source reports, the intra-vs-cross table and the gap (cross minus intra).
+
+    `intra` defaults to the source of the first row (the first predictions file's source).
+    """
+    sources = list(preds.source_names)
+    intra = sources[0] if intra is None else intra
+    if intra not in sources:
+        raise ManifestError(
+            preds.file, f"--intra {intra!r} is not a source of the predictions {sources}", column="source"
+        )
+    reports = {
+        source: report_from_predictions(preds.of_source(source), threshold, bootstrap, seed, **report_options)
+        for source in sources
+    }
+    table = {
+        source: {
+            "role": "intra" if source == intra else "cross",
+            "n": reports[source]["n"],
+            **table_row(reports[source]),
+        }
+        for source in sources
+    }
+    cross = [s for s in sources if s != intra]
+    gap: dict[str, Any] = {}
+    if cross:
+        per_source = {s: {m: _difference(table[s][m], table[intra][m]) for m in TABLE_METRICS} for s in cross}
+        mean_cross: dict[str, float | None] = {}
+        for m in TABLE_METRICS:
+            values = [table[s][m] for s in cross]
+            mean_cross[m] = None if any(v is None for v in values) else float(np.mean(values))
+        gap = {
+            "per_source": per_source,
+            "cross_mean": mean_cross,
+            "mean": {m: _difference(mean_cross[m], table[intra][m]) for m in TABLE_METRICS},
+        }
+    return {"intra": intra, "cross": cross, "table": table, "gap": gap, "sources": reports}

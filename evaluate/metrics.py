@@ -1,0 +1,151 @@
+"""Every metric as a short function of `GroupStats` (DESIGN.md section 5).
+
+Group metrics map a `GroupStats` to one value per group; fairness metrics map the groups of one
+grouping (plus the overall row, for the sum forms) to one number in percent. All work on arrays
+with any leading axes, so the bootstrap's (resamples, groups) arrays reuse them unchanged. A rate
+whose denominator is 0 is NaN; fairness metrics leave such groups out (and `left_out` in
+`report.py` names them) and are NaN themselves when fewer than two groups remain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .stats import GroupStats
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    num = np.asarray(num, dtype=np.float64)
+    den = np.asarray(den, dtype=np.float64)
+    out = np.full(np.broadcast(num, den).shape, np.nan)
+    np.divide(num, den, out=out, where=den > 0)
+    return out
+
+
+def fpr(s: GroupStats) -> np.ndarray:
+    """False positive rate: real rows predicted fake / real rows."""
+    return _ratio(s.fp, s.n_neg)
+
+
+def tpr(s: GroupStats) -> np.ndarray:
+    """True positive rate: fake rows predicted fake / fake rows."""
+    return _ratio(s.tp, s.n_pos)
+
+
+def acc(s: GroupStats) -> np.ndarray:
+    """Accuracy: (true positives + true negatives) / rows."""
+    return _ratio(s.tp + (s.n_neg - s.fp), s.n)
+
+
+def pr(s: GroupStats) -> np.ndarray:
+    """Positive rate (selection rate): rows predicted fake / rows."""
+    return _ratio(s.tp + s.fp, s.n)
+
+
+def auc(s: GroupStats) -> np.ndarray:
+    return np.asarray(s.auc, dtype=np.float64)
+
+
+def eer(s: GroupStats) -> np.ndarray:
+    return np.asarray(s.eer, dtype=np.float64)
+
+
+def ap(s: GroupStats) -> np.ndarray:
+    return np.asarray(s.ap, dtype=np.float64)
+
+
+#: Per-group metrics in report order (`overall` and every group carry these keys).
+GROUP_METRICS: dict[str, Callable[[GroupStats], np.ndarray]] = {
+    "auc": auc,
+    "acc": acc,
+    "eer": eer,
+    "ap": ap,
+    "fpr": fpr,
+    "tpr": tpr,
+    "pr": pr,
+}
+#: Why a group metric can be null, for `left_out`.
+NULL_REASONS: dict[str, str] = {
+    "auc": "needs both real and fake rows",
+    "eer": "needs both real and fake rows",
+    "ap": "needs fake rows",
+    "fpr": "needs real rows",
+    "tpr": "needs fake rows",
+    "acc": "needs rows",
+    "pr": "needs rows",
+}
+
+
+def defined_columns(values: np.ndarray) -> np.ndarray:
+    """Groups (last axis) whose value is defined; in a bootstrap a group is defined in every resample or none."""
+    valid = ~np.isnan(values)
+    return valid.reshape(-1, values.shape[-1]).all(axis=0) if values.ndim > 1 else valid
+
+
+def spread(values: np.ndarray) -> np.ndarray:
+    """max_g - min_g over the defined groups; NaN with fewer than two."""
+    cols = defined_columns(values)
+    if cols.sum() < 2:
+        return np.full(values.shape[:-1], np.nan)
+    kept = values[..., cols]
+    return kept.max(axis=-1) - kept.min(axis=-1)
+
+
+def deviation(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """sum_g |value_g - reference| over the defined groups; NaN with fewer than two."""
+    cols = defined_columns(values)
+    if cols.sum() < 2:
+        return np.full(values.shape[:-1], np.nan)
+    return np.abs(values[..., cols] - reference).sum(axis=-1)
+
+
+def f_fpr(s: GroupStats, overall: GroupStats) -> np.ndarray:
+    return 100 * spread(fpr(s))
+
+
+def f_oae(s: GroupStats, overall: GroupStats) -> np.ndarray:
+    return 100 * spread(acc(s))
+
+
+def f_dp(s: GroupStats, overall: GroupStats) -> np.ndarray:
+    return 100 * spread(pr(s))
+
+
+def f_meo(s: GroupStats, overall: GroupStats) -> np.ndarray:
+    return 100 * np.maximum(spread(fpr(s)), spread(tpr(s)))
+
+
+def f_auc(s: GroupStats, overall: GroupStats) -> np.ndarray:
+    return 100 * spread(auc(s))
+
+
+def f_efpr(s: GroupStats, overall: GroupStats) -> np.ndarray:
+    return 100 * deviation(fpr(s), fpr(overall))
+
+
+def f_eo(s: GroupStats, overall: GroupStats) -> np.ndarray:
+    return 100 * (deviation(fpr(s), fpr(overall)) + deviation(tpr(s), tpr(overall)))
+
+
+@dataclass(frozen=True)
+class FairnessMetric:
+    """A fairness metric, the group metrics it reads (a group null in one is left out), its definition."""
+
+    compute: Callable[[GroupStats, GroupStats], np.ndarray]
+    uses: tuple[str, ...]
+    definition: str
+
+
+#: Fairness metrics in report order; all in percent.
+FAIRNESS_METRICS: dict[str, FairnessMetric] = {
+    "F_FPR": FairnessMetric(f_fpr, ("fpr",), "100 (max_g FPR_g - min_g FPR_g)"),
+    "F_OAE": FairnessMetric(f_oae, ("acc",), "100 (max_g ACC_g - min_g ACC_g)"),
+    "F_DP": FairnessMetric(f_dp, ("pr",), "100 (max_g PR_g - min_g PR_g)"),
+    "F_MEO": FairnessMetric(f_meo, ("fpr", "tpr"), "100 max(max-min of FPR_g, max-min of TPR_g)"),
+    "F_AUC": FairnessMetric(f_auc, ("auc",), "100 (max_g AUC_g - min_g AUC_g)"),
+    "F_EFPR": FairnessMetric(f_efpr, ("fpr",), "100 sum_g |FPR_g - FPR_all|"),
+    "F_EO": FairnessMetric(f_eo, ("fpr", "tpr"), "100 sum_g (|FPR_g - FPR_all| + |TPR_g - TPR_all|)"),
+}

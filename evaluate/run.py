@@ -1,0 +1,96 @@
+"""`fairforge evaluate`: predictions files in, report.json / report.md / report.html / plots out.
+
+Everything is computed and rendered in memory first; only then are files written, so a bad input
+leaves nothing behind. A new output folder appears whole (written as a hidden sibling, then
+renamed); into an existing folder each file is replaced atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from fairforge.atomic import atomic_write_bytes
+from fairforge.config.evaluate import EvaluateConfig
+from fairforge.errors import FairforgeError
+from fairforge.taxonomy import DEFAULT_TAXONOMY, Taxonomy
+
+from .cross import cross_dataset
+from .inputs import concat_predictions, read_predictions
+from .report import report_from_predictions
+
+PLOT_DIR = "plots"
+
+
+def evaluate_files(
+    predictions: Sequence[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    config: EvaluateConfig | None = None,
+    taxonomy: Taxonomy = DEFAULT_TAXONOMY,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Evaluate predictions files into `out`; returns the report dict written to report.json."""
+    config = config or EvaluateConfig()
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise FairforgeError(f"--out {out}: exists and is not a folder")
+    if not predictions:
+        raise FairforgeError("no predictions files given")
+    preds = concat_predictions([read_predictions(p, taxonomy) for p in predictions])
+    options = {"ci_level": config.ci_level, "bootstrap_bins": config.bootstrap_bins}
+    report = report_from_predictions(
+        preds, config.threshold, config.bootstrap, config.seed, progress=progress, **options
+    )
+    report["by_source"] = cross_dataset(preds, config.intra, config.threshold, config.bootstrap, config.seed, **options)
+    report["inputs"] = [str(p) for p in predictions]
+    files = render_files(report, preds, with_plots=config.plots)
+    write_folder(out, files)
+    return report
+
+
+def render_files(report: dict[str, Any], preds: Any, with_plots: bool = True) -> dict[str, bytes]:
+    """Every output file as bytes: report.json, report.md, report.html and plots/*.png."""
+    from .render import to_html, to_markdown
+
+    plots: dict[str, bytes] = {}
+    if with_plots:
+        from .plots import make_plots  # matplotlib only when plots are asked for
+
+        plots = make_plots(report, preds)
+    files = {
+        "report.json": (json.dumps(report, indent=2, allow_nan=False) + "\n").encode(),
+        "report.md": to_markdown(report, plots, PLOT_DIR).encode(),
+        "report.html": to_html(report, plots).encode(),
+    }
+    files.update({f"{PLOT_DIR}/{name}": data for name, data in plots.items()})
+    return files
+
+
+def write_folder(out: Path, files: dict[str, bytes]) -> None:
+    """Write `files` (relative path -> bytes) under `out`, never leaving a half-written report."""
+    if out.is_dir():
+        for rel, data in files.items():
+            atomic_write_bytes(out / rel, data)
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        staging.chmod(0o777 & ~umask)  # mkdtemp makes it private; the report folder should not be
+        for rel, data in files.items():
+            target = staging / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(target, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.rename(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

@@ -1,0 +1,205 @@
+"""Face detection and landmarks behind one interface, with a registry of backends.
+
+- `insightface`: the buffalo_l pack (SCRFD boxes + 5 keypoints, 68-point 3D landmarks, ArcFace),
+  read from `root/models/name` and never downloaded; the pack's files are sha256-checked when the
+  config pins them.
+- `dlib`: the field's standard DLib preprocessing (PG-FDD, SBI, DeepfakeBench crop with it): the
+  HOG frontal detector of `dlib-bin` and the 68-point predictor shipped in `face-recognition-models`,
+  so real landmarks work offline.
+- `template`: the image is already an aligned crop; its landmarks are the canonical ones. The tiny
+  preset uses it: a random-weight generator draws no faces a real detector could find.
+
+Every backend returns `Face`s in image pixel coordinates of an RGB uint8 image, largest first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..config.generate import DetectorConfig
+from ..errors import MissingModelError
+from .align import MEAN_FACE_68, Aligner, canonical_68, kps5_from_68
+from .models import check_sha256
+
+
+@dataclass
+class Face:
+    """One detected face: box, 5 keypoints, 68 landmarks (None when the backend has none), score."""
+
+    bbox: np.ndarray
+    kps: np.ndarray
+    landmarks: np.ndarray | None
+    score: float | None
+
+    @property
+    def area(self) -> float:
+        return float(max(self.bbox[2] - self.bbox[0], 0) * max(self.bbox[3] - self.bbox[1], 0))
+
+
+class Detector:
+    """Base class: `detect(rgb) -> [Face]`, largest first; `name` goes into the provenance."""
+
+    name = "detector"
+    has_landmarks = True
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        raise NotImplementedError
+
+    def best(self, image: np.ndarray, min_score: float = 0.0) -> Face | None:
+        """The largest face scoring at least `min_score` (deepfake crops take the main face)."""
+        for face in self.detect(image):
+            if face.score is None or face.score >= min_score:
+                return face
+        return None
+
+
+DETECTORS: dict[str, Callable[[DetectorConfig, Aligner, list[str]], Detector]] = {}
+
+
+def register_detector(name: str) -> Callable[[type[Detector]], type[Detector]]:
+    def wrap(cls: type[Detector]) -> type[Detector]:
+        DETECTORS[name] = cls  # type: ignore[assignment]
+        return cls
+
+    return wrap
+
+
+def build_detector(cfg: DetectorConfig, aligner: Aligner, providers: list[str] | None = None) -> Detector:
+    """The configured backend; `aligner` gives the canonical layout the `template` backend reports."""
+    return DETECTORS[cfg.backend](cfg, aligner, providers or ["CPUExecutionProvider"])
+
+
+def _sorted(faces: list[Face]) -> list[Face]:
+    return sorted(faces, key=lambda f: -f.area)
+
+
+@register_detector("template")
+class TemplateDetector(Detector):
+    """The canonical mean-face landmarks scaled to the image: for images that are aligned crops."""
+
+    name = "template"
+
+    def __init__(self, cfg: DetectorConfig, aligner: Aligner, providers: list[str] | None = None) -> None:
+        self._unit = canonical_68(1, aligner.face_fraction, aligner.center_y)
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        h, w = image.shape[:2]
+        landmarks = self._unit * np.array([w, h], dtype=np.float64)
+        box = np.concatenate([landmarks.min(0), landmarks.max(0)])
+        return [Face(bbox=box, kps=kps5_from_68(landmarks), landmarks=landmarks, score=None)]
+
+
+def _face_recognition_models_file(name: str) -> Path:
+    """A file of the `face-recognition-models` package, found without importing it.
+
+    Its `__init__` imports `pkg_resources`, which recent setuptools no longer ship.
+    """
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingModelError(
+            "detector.dlib.predictor: the `face-recognition-models` package is not installed "
+            "(pip install face-recognition-models), or name a 68-point .dat file"
+        )
+    return Path(list(spec.submodule_search_locations)[0]) / "models" / name
+
+
+@register_detector("dlib")
+class DlibDetector(Detector):
+    """dlib HOG frontal detector + 68-point shape predictor."""
+
+    name = "dlib"
+
+    def __init__(self, cfg: DetectorConfig, aligner: Aligner, providers: list[str] | None = None) -> None:
+        import dlib
+
+        path = (
+            Path(cfg.dlib.predictor)
+            if cfg.dlib.predictor
+            else _face_recognition_models_file("shape_predictor_68_face_landmarks.dat")
+        )
+        if not path.is_file():
+            raise MissingModelError(f"detector.dlib.predictor: {str(path)!r} not found")
+        self.upsample = cfg.dlib.upsample
+        self._detector = dlib.get_frontal_face_detector()
+        self._predictor = dlib.shape_predictor(str(path))
+        self._dlib = dlib
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        rgb = np.ascontiguousarray(image)
+        rects, scores, _ = self._detector.run(rgb, self.upsample, 0.0)
+        faces = []
+        for rect, score in zip(rects, scores):
+            shape = self._predictor(rgb, rect)
+            landmarks = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
+            box = np.array([rect.left(), rect.top(), rect.right(), rect.bottom()], dtype=np.float64)
+            faces.append(Face(bbox=box, kps=kps5_from_68(landmarks), landmarks=landmarks, score=float(score)))
+        return _sorted(faces)
+
+
+def insightface_pack(cfg: DetectorConfig) -> Path:
+    """The pack folder, checked: present (never downloaded) and matching the pinned sha256s."""
+    root = Path(os.path.expanduser(cfg.insightface.root))
+    pack = root / "models" / cfg.insightface.name
+    if not pack.is_dir() or not any(pack.glob("*.onnx")):
+        raise MissingModelError(
+            f"detector.insightface: model pack {str(pack)!r} not found or empty; put the "
+            f"{cfg.insightface.name} ONNX files there (fairforge never downloads them)"
+        )
+    for name, digest in cfg.insightface.sha256.items():
+        file = pack / name
+        if not file.is_file():
+            raise MissingModelError(f"detector.insightface.sha256[{name!r}]: {str(file)!r} not found")
+        check_sha256(file, digest, f"detector.insightface.sha256[{name!r}]")
+    return pack
+
+
+@register_detector("insightface")
+class InsightFaceDetector(Detector):
+    """insightface FaceAnalysis over a local pack: SCRFD + 5 keypoints + 68-point landmarks."""
+
+    name = "insightface"
+
+    def __init__(self, cfg: DetectorConfig, aligner: Aligner, providers: list[str] | None = None) -> None:
+        from insightface.app import FaceAnalysis
+
+        insight = cfg.insightface
+        insightface_pack(cfg)
+        with contextlib.redirect_stdout(io.StringIO()):
+            self.app = FaceAnalysis(
+                name=insight.name,
+                root=insight.root,
+                providers=providers,
+                allowed_modules=["detection", "landmark_3d_68", "recognition"],
+            )
+            on_gpu = any("CUDA" in p for p in providers or [])
+            self.app.prepare(
+                ctx_id=0 if on_gpu else -1, det_size=(insight.det_size, insight.det_size), det_thresh=insight.det_thresh
+            )
+        self.has_landmarks = "landmark_3d_68" in self.app.models
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        bgr = np.ascontiguousarray(image[:, :, ::-1])
+        faces = []
+        for face in self.app.get(bgr):
+            lmk = face.get("landmark_3d_68")
+            landmarks = None if lmk is None else np.asarray(lmk, dtype=np.float64)[:, :2]
+            faces.append(
+                Face(
+                    bbox=np.asarray(face.bbox, dtype=np.float64),
+                    kps=np.asarray(face.kps, dtype=np.float64),
+                    landmarks=landmarks,
+                    score=float(face.det_score),
+                )
+            )
+        return _sorted(faces)
+
+
+__all__ = ["DETECTORS", "Detector", "Face", "MEAN_FACE_68", "build_detector", "insightface_pack", "register_detector"]

@@ -1,0 +1,66 @@
+"""Two really synchronized CPU processes give the weights one process gives on the same global batch."""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+from pathlib import Path
+
+import pytest
+import torch
+from accelerate import PartialState, debug_launcher
+from accelerate.state import AcceleratorState
+from safetensors.torch import load_file
+from test_train_data import make_toy_manifest
+
+from fairforge.config import load_model
+from fairforge.config.train import TrainConfig
+from fairforge.train.run import train
+
+
+def _config(manifest: Path, out: Path, batch_size: int, optimizer: dict) -> dict:
+    return {
+        "method": "erm",
+        "output_dir": str(out),
+        # a norm layer without running statistics: BN would see half the batch per process
+        "model": {"backbone": "test_efficientnet_gn", "heads": {"cls": 1.0, "group": 0.5}},
+        "data": {"train": [str(manifest)], "resolution": 32, "batch_size": batch_size, "num_workers": 0},
+        "optimizer": optimizer,
+        "epochs": 1,
+        "max_steps": 3,
+        "log_with": [],
+    }
+
+
+def _train_and_report(config: dict, report: str) -> None:
+    # A forked child inherits the parent's already-initialized (one-process) Accelerate state;
+    # clear it as accelerate's own tests do, so the child joins the 2-process group.
+    AcceleratorState._reset_state(reset_partial_state=True)
+    torch.set_num_threads(1)
+    train(load_model(TrainConfig, data=config))
+    state = PartialState()
+    if state.is_main_process:
+        Path(report).write_text(json.dumps({"num_processes": state.num_processes}))
+
+
+@pytest.mark.parametrize(
+    "optimizer",
+    [
+        {"name": "sgd", "lr": 0.05, "momentum": 0.9},
+        {"name": "sam", "base": "sgd", "lr": 0.05, "momentum": 0.9, "rho": 0.05, "ascent": "global"},
+    ],
+    ids=["erm-sgd", "sam-global-ascent"],
+)
+def test_two_processes_equal_one_process_on_the_same_global_batch(tmp_path: Path, optimizer: dict) -> None:
+    manifest = make_toy_manifest(tmp_path / "data", n=32, size=32, val=16)
+    one = _config(manifest, tmp_path / "one", batch_size=8, optimizer=optimizer)
+    _train_and_report(one, str(tmp_path / "one.json"))
+    two = _config(manifest, tmp_path / "two", batch_size=4, optimizer=optimizer)
+    debug_launcher(partial(_train_and_report, two, str(tmp_path / "two.json")), num_processes=2)
+
+    assert json.loads((tmp_path / "one.json").read_text())["num_processes"] == 1
+    assert json.loads((tmp_path / "two.json").read_text())["num_processes"] == 2
+    a = load_file(str(tmp_path / "one" / "final" / "model.safetensors"))
+    b = load_file(str(tmp_path / "two" / "final" / "model.safetensors"))
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=2e-5, rtol=1e-4, msg=key)

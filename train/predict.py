@@ -1,0 +1,108 @@
+"""Scores for a manifest: used by validation every epoch and by `fairforge train predict`.
+
+The predictions file is the contract `fairforge evaluate` reads: Parquet with `label` (0/1),
+`score` (P(fake) in [0, 1]), `gender`, `race`, `source`, `age`, `method`, `id`, one row per
+manifest row, in manifest order.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..atomic import atomic_open
+from ..config.train import DataConfig
+from ..taxonomy import UNKNOWN
+from .data import normalize_batch
+from .methods.base import Method
+
+PREDICTION_COLUMNS = ("id", "label", "score", "gender", "race", "age", "source", "method")
+
+
+@torch.no_grad()
+def score_loader(
+    method: Method, model: nn.Module, loader, accelerator, data_cfg: DataConfig, desc: str = "predict"
+) -> tuple[np.ndarray, np.ndarray]:
+    """(row indexes, P(fake)) over a prepared loader, gathered from every process (duplicates dropped)."""
+    was_training = model.training
+    model.eval()
+    bare = accelerator.unwrap_model(model)
+    indexes, scores = [], []
+    for batch in tqdm(loader, desc=desc, disable=not accelerator.is_local_main_process, leave=False):
+        batch = normalize_batch(batch, data_cfg)
+        index, score = accelerator.gather_for_metrics((batch["index"], method.predict(bare, batch).float()))
+        indexes.append(index.cpu().numpy())
+        scores.append(score.cpu().numpy())
+    model.train(was_training)
+    return np.concatenate(indexes), np.concatenate(scores)
+
+
+def predictions_frame(frame: pd.DataFrame, indexes: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
+    """The predictions contract for `frame`'s rows `indexes` (sorted back into manifest order)."""
+    order = np.argsort(indexes, kind="stable")
+    rows = frame.iloc[indexes[order]]
+    out = pd.DataFrame(
+        {
+            "id": rows["id"].astype(str).to_numpy(),
+            "label": rows["label"].astype(np.int8).to_numpy(),
+            "score": np.clip(scores[order].astype(np.float64), 0.0, 1.0),
+        }
+    )
+    for column in ("gender", "race", "age"):
+        out[column] = rows[column].fillna(UNKNOWN).astype(str).to_numpy()
+    out["source"] = rows["source"].astype(str).to_numpy()
+    out["method"] = rows["method"].astype(str).to_numpy()
+    return out[list(PREDICTION_COLUMNS)]
+
+
+def write_predictions(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+    target = Path(path)
+    with atomic_open(target, "wb") as handle:
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), handle)
+    return target
+
+
+def predict_manifest(
+    checkpoint: str | os.PathLike[str],
+    manifests: list[str],
+    out: str | os.PathLike[str],
+    split: str | None = None,
+    batch_size: int | None = None,
+    num_workers: int | None = None,
+) -> Path:
+    """`fairforge train predict`: score every row of `manifests` with an exported detector."""
+    from accelerate import Accelerator
+
+    from .checkpoint import load_export, resolve_export
+    from .data import ManifestDataset, load_manifests, make_loader
+    from .devices import no_accelerator
+    from .methods import get_method
+
+    cfg, info, weights = load_export(resolve_export(checkpoint))
+    # The architecture only: the weights come from the export, nothing is downloaded.
+    cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"pretrained": False})})
+    data_cfg = cfg.data if num_workers is None else cfg.data.model_copy(update={"num_workers": num_workers})
+    method = get_method(cfg.method)
+    model = method.build_model(cfg, info)
+    model.load_state_dict(weights)
+    frame = load_manifests(manifests, split, "--manifest", info.taxonomy)
+    accelerator = Accelerator(cpu=no_accelerator(), mixed_precision=cfg.mixed_precision)
+    loader = make_loader(ManifestDataset(frame, info, data_cfg), data_cfg, batch_size or data_cfg.eval_batch_size)
+    model, loader = accelerator.prepare(model, loader)
+    indexes, scores = score_loader(method, model, loader, accelerator, data_cfg)
+    target = Path(out)
+    if accelerator.is_main_process:
+        write_predictions(predictions_frame(frame, indexes, scores), target)
+    accelerator.wait_for_everyone()
+    return target
+
+
+__all__ = ["PREDICTION_COLUMNS", "predict_manifest", "predictions_frame", "score_loader", "write_predictions"]
