@@ -116,7 +116,7 @@ def write_shards(
         if rows.empty:
             continue
         total = sum(os.path.getsize(root / p) for p in rows["path"])
-        n = max(1, math.ceil(total / max_bytes))
+        n = min(len(rows), max(1, math.ceil(total / max_bytes)))
         written[split] = []
         for k, part in enumerate(tqdm(np.array_split(np.arange(len(rows)), n), desc=f"release {split}", unit="shard")):
             chunk = rows.iloc[part]

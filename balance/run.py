@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from fairforge.atomic import atomic_write_json, atomic_write_text
-from fairforge.config import PipelineConfig, dump_yaml
+from fairforge.config import PipelineConfig
 from fairforge.manifest import read_manifest, to_frame, write_manifest
 
 from .cap import cell_keys
@@ -136,7 +137,8 @@ def run_balance(
     write_table(result.acceptance, out_dir / "acceptance.parquet")
     write_table(rounds, out_dir / "rounds.parquet")
     atomic_write_json(out_dir / "provenance.json", _provenance(measurers, result.rows, real_frames, cfg))
-    atomic_write_text(out_dir / "config.yaml", dump_yaml(config))
+    # keys sorted: some defaults are built from sets, whose order changes from process to process
+    atomic_write_text(out_dir / "config.yaml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=True))
     write_report(
         out_dir,
         taxonomy=taxonomy,

@@ -82,14 +82,50 @@ def assign_splits(frame: pd.DataFrame, strata: pd.Series, cfg: SplitConfig, file
             if given:
                 fixed[int(g)] = given.pop()
     order = sorted(members.index, key=lambda g: (g not in fixed, -len(members[g]), members[g][0]))
+    total = float(len(frame))
+    placed: dict[int, str] = {}
     for g in order:
-        rows = members[g]
-        counts = np.bincount(strata_codes[rows], minlength=n_strata)
+        counts = np.bincount(strata_codes[members[g]], minlength=n_strata)
         if g in fixed:
             split = fixed[g]
         else:
-            need = {s: (fractions[s] * totals - current[s]) / np.maximum(totals, 1.0) for s in active}
-            split = max(active, key=lambda s: (float(counts @ need[s]), fractions[s]))
+            split = min(
+                active, key=lambda s: (_added_cost(counts, current[s], fractions[s], totals, total), -fractions[s])
+            )
         current[split] += counts
-        out[rows] = split
+        placed[g] = split
+    _fill_empty_splits(placed, members, fixed, active, fractions, total)
+    for g, split in placed.items():
+        out[members[g]] = split
     return pd.Series(out, index=frame.index, name="split")
+
+
+def _added_cost(counts: np.ndarray, current: np.ndarray, fraction: float, totals: np.ndarray, total: float) -> float:
+    """Growth of the squared distance to the targets (per stratum, and of the split's size) when a
+    group with per-stratum `counts` joins a split: sum of ((x + c - t)^2 - (x - t)^2) / scale."""
+    strata = float(np.sum(counts * (2 * (current - fraction * totals) + counts) / np.maximum(totals, 1.0)))
+    size = counts.sum()
+    return strata + float(size * (2 * (current.sum() - fraction * total) + size) / max(total, 1.0))
+
+
+def _fill_empty_splits(
+    placed: dict[int, str],
+    members: pd.Series,
+    fixed: dict[int, str],
+    active: list[str],
+    fractions: dict[str, float],
+    total: float,
+) -> None:
+    """A small set can leave a split empty (every stratum too small to share); give each empty split
+    the smallest movable group of the split furthest over its target, while that split keeps one."""
+    while True:
+        sizes = {s: sum(len(members[g]) for g, p in placed.items() if p == s) for s in active}
+        empty = [s for s in active if sizes[s] == 0]
+        if not empty:
+            return
+        donors = [s for s in active if sum(1 for g, p in placed.items() if p == s and g not in fixed) > 1]
+        if not donors:
+            return
+        donor = max(donors, key=lambda s: (sizes[s] - fractions[s] * total, fractions[s]))
+        movable = [g for g, p in placed.items() if p == donor and g not in fixed]
+        placed[min(movable, key=lambda g: (len(members[g]), members[g][0]))] = empty[0]

@@ -103,7 +103,7 @@ def ranking_stats(scores: np.ndarray, labels: np.ndarray, codes: np.ndarray, n_g
     prev_fps = np.where(first, 0, np.concatenate(([0], fps[:-1])))
 
     both = (n_pos > 0) & (n_neg > 0)
-    # AUC: trapezoids between consecutive ROC points, summed in exact integer arithmetic (x2).
+    # AUC: trapezoids between consecutive ROC points, summed exactly (integer-valued floats, area x2).
     area2 = np.bincount(g, weights=(fps - prev_fps) * (tps + prev_tps), minlength=n_groups)
     auc[both] = area2[both] / (2.0 * n_pos[both] * n_neg[both])
     # AP: sum over points of (recall step) x precision.
@@ -113,12 +113,8 @@ def ranking_stats(scores: np.ndarray, labels: np.ndarray, codes: np.ndarray, n_g
     # EER on roc_curve's points: drop_intermediate keeps a group's first and last points and those
     # where the curve bends (second difference of fps or tps non-zero).
     keep = first | final
-    inner = np.flatnonzero(~keep)
-    if inner.size:
-        bend = (fps[inner + 1] - 2 * fps[inner] + fps[inner - 1] != 0) | (
-            tps[inner + 1] - 2 * tps[inner] + tps[inner - 1] != 0
-        )
-        keep[inner[bend]] = True
+    if m > 2:  # at group boundaries `keep` is already set, so mixing neighbouring groups there is harmless
+        keep[1:-1] |= (np.diff(fps, 2) != 0) | (np.diff(tps, 2) != 0)
     k = np.flatnonzero(keep & both[g])
     if k.size:
         gk = g[k]

@@ -104,3 +104,11 @@ def test_balance_mixes_real_data_at_the_ratio_identity_disjointly(tmp_path, tiny
     assert all(len(s) == 1 for s in splits_per_key(manifest).values())
     assert set(manifest["split"]) <= {"train", "val", "test"} and manifest["split"].notna().all()
     assert len(result.manifest) == len(manifest)
+
+
+def test_a_small_set_still_fills_every_split():
+    frame = pd.DataFrame({"id": [f"s{i}" for i in range(5)], "label": 0, "gender": "male", "race": "Asian", "age": "20-29"})
+    frame["src_id"] = ["s0", "s0", None, None, None]  # s0 and s1 are one identity
+    out = assign_splits(frame, strata(frame, False), SplitConfig())
+    assert out.value_counts().to_dict() == {"train": 3, "val": 1, "test": 1}
+    assert out[0] == out[1]

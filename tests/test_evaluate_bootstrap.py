@@ -92,12 +92,12 @@ def _attrs(cells):
 
 
 def test_binned_bootstrap_agrees_with_a_plain_stratified_bootstrap():
-    y, s, cells = _data(3000, 4)
-    boot = bootstrap_stats(y, s, cells, 0.5, 400, seed=0, max_bins=32).stats["overall"].auc[:, 0]
+    y, s, cells = _data(2000, 4)
+    boot = bootstrap_stats(y, s, cells, 0.5, 300, seed=0, max_bins=32).stats["overall"].auc[:, 0]
     rng = np.random.default_rng(1)
     strata = [np.flatnonzero((cells.code == c) & (y == label)) for c in np.unique(cells.code) for label in (0, 1)]
     plain = []
-    for _ in range(400):
+    for _ in range(300):
         rows = np.concatenate([rng.choice(idx, idx.size) for idx in strata if idx.size])
         plain.append(roc_auc_score(y[rows], s[rows]))
     assert boot.std() == pytest.approx(np.std(plain), rel=0.2)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from functools import partial
 from pathlib import Path
 
@@ -16,6 +19,8 @@ from test_train_data import make_toy_manifest
 from fairforge.config import load_model
 from fairforge.config.train import TrainConfig
 from fairforge.train.run import train
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _config(manifest: Path, out: Path, batch_size: int, optimizer: dict) -> dict:
@@ -52,7 +57,7 @@ def _train_and_report(config: dict, report: str) -> None:
     ids=["erm-sgd", "sam-global-ascent"],
 )
 def test_two_processes_equal_one_process_on_the_same_global_batch(tmp_path: Path, optimizer: dict) -> None:
-    manifest = make_toy_manifest(tmp_path / "data", n=32, size=32, val=16)
+    manifest = make_toy_manifest(tmp_path / "data", n=32, size=32)
     one = _config(manifest, tmp_path / "one", batch_size=8, optimizer=optimizer)
     _train_and_report(one, str(tmp_path / "one.json"))
     two = _config(manifest, tmp_path / "two", batch_size=4, optimizer=optimizer)
@@ -64,3 +69,38 @@ def test_two_processes_equal_one_process_on_the_same_global_batch(tmp_path: Path
     b = load_file(str(tmp_path / "two" / "final" / "model.safetensors"))
     for key in a:
         torch.testing.assert_close(a[key], b[key], atol=2e-5, rtol=1e-4, msg=key)
+
+
+@pytest.mark.slow
+def test_documented_cpu_launch_command_runs_two_synchronized_processes(tmp_path: Path, tiny_cache) -> None:
+    """The README's command for CPU-only machines: `accelerate launch --multi_gpu --num_processes 2`."""
+    manifest = make_toy_manifest(tmp_path / "data", n=32, size=32, val=16)
+    out = tmp_path / "run"
+    command = [
+        str(Path(sys.executable).parent / "accelerate"),
+        "launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        str(REPO / "train" / "run.py"),
+        "--config",
+        "tiny",
+        "--set",
+        f"data.train=[{manifest}]",
+        "--set",
+        f"output_dir={out}",
+        "--set",
+        "data.resolution=32",
+        "--set",
+        "epochs=1",
+    ]
+    env = {**os.environ, "FAIRFORGE_CACHE": str(tiny_cache), "OMP_NUM_THREADS": "1"}
+    subprocess.run(command, env=env, check=True, capture_output=True, timeout=300)
+    final = out / "checkpoints" / "step_00000002"  # 32 rows / (batch 8 x 2 processes) = 2 updates
+    assert sorted(p.name for p in final.glob("random_states_*.pkl")) == ["random_states_0.pkl", "random_states_1.pkl"]

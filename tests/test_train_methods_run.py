@@ -53,6 +53,7 @@ def test_method_trains_two_steps_in_one_process(case: str, toy: Path, tmp_path: 
 
 def _all_cases_in_this_process(toy: Path, out: Path) -> None:
     # A forked child inherits the parent's one-process Accelerate state: reset it to join the group.
+    import faulthandler; faulthandler.dump_traceback_later(120, exit=True)  # DEBUG
     AcceleratorState._reset_state(reset_partial_state=True)
     torch.set_num_threads(1)
     accelerator = Accelerator(cpu=True)

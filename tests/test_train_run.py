@@ -118,7 +118,10 @@ def test_killed_process_resumes_to_the_same_weights(toy: Path, tmp_path: Path, t
     assert checkpoint.is_dir()
     assert not (tmp_path / "killed" / "final").exists() or victim.returncode == 0
     subprocess.run(
-        [*args, "--set", f"output_dir={tmp_path / 'killed'}", "--resume", "latest"], env=env, check=True, capture_output=True
+        [*args, "--set", f"output_dir={tmp_path / 'killed'}", "--resume", "latest"],
+        env=env,
+        check=True,
+        capture_output=True,
     )
     expected, got = _weights(tmp_path / "full" / "final"), _weights(tmp_path / "killed" / "final")
     assert all(torch.equal(got[k], expected[k]) for k in expected)

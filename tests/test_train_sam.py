@@ -99,7 +99,9 @@ def _ctx(model: nn.Module, cfg: TrainConfig, accelerator: Accelerator) -> StepCo
 def test_trainer_sam_update_equals_formula_and_steps_the_schedule() -> None:
     model, x, y = _problem()
     expected = _reference(model, x, y, rho=0.5, lr=0.1, adaptive=True)
-    cfg = TrainConfig(optimizer={"name": "sam", "base": "sgd", "lr": 0.1, "momentum": 0.0, "rho": 0.5, "adaptive": True})
+    cfg = TrainConfig(
+        optimizer={"name": "sam", "base": "sgd", "lr": 0.1, "momentum": 0.0, "rho": 0.5, "adaptive": True}
+    )
     ctx = _ctx(model, cfg, Accelerator(cpu=True))
     ctx.update(lambda: {"overall": F.mse_loss(ctx.model(x), y)})
     for got, want in zip(ctx.unwrapped.parameters(), expected):

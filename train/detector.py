@@ -66,7 +66,9 @@ class MultiTaskDetector(nn.Module):
     ) -> None:
         super().__init__()
         self.backbone = backbone
-        self.weights = {k: float(weights[k]) for k in ("cls", *head_sizes) if weights.get(k, 0.0) > 0.0}
+        # the real/fake head always exists (it is what `predict` reads); a demographic head only when weighted
+        self.weights = {"cls": float(weights.get("cls", 1.0))}
+        self.weights.update({k: float(weights[k]) for k in head_sizes if weights.get(k, 0.0) > 0.0})
         self.cls_head = HEADS[head](num_features, 1)
         self.demographic = nn.ModuleDict(
             {k: HEADS[head](num_features, n) for k, n in head_sizes.items() if k in self.weights}

@@ -3,11 +3,13 @@
     accelerate launch train/run.py --config train/configs/ddfg.yaml [--set key=value ...] [--resume latest]
     fairforge train --config CONFIG ...            # the same, in one process
 
-On a machine without a GPU, several synchronized processes need Accelerate's multi-process
-launcher with the CPU backend (plain `--cpu --num_processes 2` silently runs one process):
+On a machine without a GPU the trainer picks Accelerate's CPU backend (`cpu=True`) itself, and
+Accelerate's multi-process launcher starts synchronized processes (gloo); name it with
+`--multi_gpu` (without it, `accelerate launch --num_processes 2` on a CPU-only machine silently
+starts ONE process, and `--cpu` does too):
 
-    ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 --num_machines 1 \
-        --mixed_precision no --dynamo_backend no train/run.py --config CONFIG
+    accelerate launch --multi_gpu --num_processes 2 --num_machines 1 --mixed_precision no \
+        --dynamo_backend no train/run.py --config CONFIG
 
 The script reads top to bottom: config -> Accelerator -> seed -> data -> model -> optimizer ->
 prepare -> schedule -> resume -> loop (train, validate, checkpoint) -> export. What differs
@@ -29,6 +31,13 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
+from tqdm.auto import tqdm
+
+from fairforge.atomic import atomic_write_json, atomic_write_text
+from fairforge.config import dump_yaml, load_model
+from fairforge.config.train import TrainConfig
+from fairforge.manifest import file_sha256
+from fairforge.taxonomy import DEFAULT_TAXONOMY, Taxonomy
 from fairforge.train.checkpoint import (
     TrainState,
     export,
@@ -45,13 +54,6 @@ from fairforge.train.predict import predictions_frame, score_loader
 from fairforge.train.sampling import TrainSampler
 from fairforge.train.updates import get_update
 from fairforge.train.validate import selection_score, validation_metrics
-from tqdm.auto import tqdm
-
-from fairforge.atomic import atomic_write_json, atomic_write_text
-from fairforge.config import dump_yaml, load_model
-from fairforge.config.train import TrainConfig
-from fairforge.manifest import file_sha256
-from fairforge.taxonomy import DEFAULT_TAXONOMY, Taxonomy
 
 logger = logging.getLogger("fairforge.train")
 

@@ -49,6 +49,14 @@ class RealDatasetConfig(StrictModel):
     url: str | None = None
 
 
+class LaunchConfig(StrictModel):
+    """How the pipeline launches training: processes and devices (`accelerate launch` flags)."""
+
+    num_processes: int = Field(1, ge=1, description="processes (GPUs) for training; >1 goes through accelerate launch")
+    multi_gpu: bool = Field(True, description="with num_processes > 1 on GPUs: DDP")
+    cpu: bool = Field(False, description="CPU-only machine: run num_processes gloo processes (see README)")
+
+
 class PipelineConfig(StrictModel):
     """Everything one run of the pipeline needs; stages read their own section."""
 
@@ -63,6 +71,7 @@ class PipelineConfig(StrictModel):
     release: ReleaseConfig = ReleaseConfig()
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    launch: LaunchConfig = LaunchConfig()
     stages: list[str] = ["import", "generate", "balance", "release", "train", "predict", "evaluate"]
 
     @field_validator("stages")
