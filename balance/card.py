@@ -17,7 +17,7 @@ import yaml
 
 from fairforge.config.balance import ReleaseConfig
 
-from .licenses import License, dataset_license, license_of
+from .licenses import INSIGHTFACE_TERMS, License, dataset_license, license_of
 from .report import _md_table
 
 TAGS = ["deepfake-detection", "fairness", "synthetic", "faces", "demographic-balance", "fairforge"]
@@ -117,7 +117,6 @@ def card_body(
     )
     cells = cells.rename("images").reset_index()
     filters = provenance.get("filters", {})
-    verify = filters.get("verify", {})
     lines = [
         f"# {meta['pretty_name']}",
         "",
@@ -146,14 +145,7 @@ def card_body(
         "",
         _md_table(pd.DataFrame(comps, columns=["name", "role", "license", "non_commercial", "url"])),
         "",
-        f"Methods: {', '.join(provenance.get('methods', sorted(manifest['method'].unique())))}. "
-        f"An image was kept only when the classifier's verdict matched the intended "
-        f"{', '.join(verify.get('match', [])) or '(no attribute: verification off)'} with confidence at least "
-        f"{verify.get('tau', {})}, a face was found, it was at least {filters.get('min_size', '?')} px, "
-        f"sharp (variance of Laplacian >= {filters.get('sharpness', {}).get('min', '?')}), not a near duplicate "
-        f"(perceptual hash within {filters.get('dedup', {}).get('max_hamming', '?')} bits) and, when a face "
-        "recognition model was configured, not the same identity as an earlier image. Each cell was then capped "
-        f"at {filters.get('target_per_cell', '?')} images split over methods as {filters.get('method_mix', {})}.",
+        f"Methods: {', '.join(provenance.get('methods', sorted(manifest['method'].unique())))}. {_filters_text(filters)}",
         "",
     ]
     if acceptance is not None and len(acceptance):
@@ -178,10 +170,14 @@ def card_body(
         lines += [
             "",
             "It was made with components whose terms forbid commercial use, and it inherits them: "
-            f"{names}. In particular, images made or judged with insightface models (inswapper_128, the "
-            "buffalo_l pack) fall under insightface's non-commercial research licence. Use it for "
-            "non-commercial research only.",
+            f"{names}. Use it for non-commercial research only.",
         ]
+        if any(c["license"] == INSIGHTFACE_TERMS.license for c in nc):
+            lines += [
+                "",
+                "In particular, images made or judged with insightface models (inswapper_128, the buffalo_l "
+                "pack, its recognition models) fall under insightface's non-commercial research licence.",
+            ]
     lines += [
         "",
         "## Intended use",
@@ -210,6 +206,41 @@ def card_body(
         "",
     ]
     return "\n".join(lines)
+
+
+def _filters_text(filters: Mapping[str, Any]) -> str:
+    """The balance settings in a sentence (from DIR/provenance.json)."""
+    if not filters:
+        return "The balance stage's settings were not recorded."
+    verify = filters.get("verify", {})
+    match = verify.get("match", [])
+    tau = {k: v for k, v in verify.get("tau", {}).items() if k in match}
+    checked = (
+        f"the attribute classifier confirmed the intended {', '.join(match)} (confidence at least {tau})"
+        if match
+        else "(attribute verification was off: the classifier's verdicts are recorded in pred_* only)"
+    )
+    face = filters.get("face", {})
+    face_text = {
+        "manifest": f"the generator's face detector scored it at least {face.get('min_score')}",
+        "dlib": f"dlib found a face scoring at least {face.get('min_score')}",
+    }.get(face.get("detector"), "(no face check)")
+    parts = [
+        f"An image was kept only when {checked}",
+        face_text,
+        f"it was at least {filters.get('min_size')} px",
+        f"sharp (variance of Laplacian >= {filters.get('sharpness', {}).get('min')})",
+        f"not a near duplicate (perceptual hash within {filters.get('dedup', {}).get('max_hamming')} bits)",
+    ]
+    if filters.get("identity", {}).get("model"):
+        parts.append(
+            f"not the same identity as an earlier image (face-embedding cosine < {filters['identity']['threshold']})"
+        )
+    return (
+        ", ".join(parts)
+        + f". Each cell was then capped at {filters.get('target_per_cell')} images, split over methods as "
+        + f"{filters.get('method_mix')}."
+    )
 
 
 def render_card(meta: Mapping[str, Any], body: str) -> str:

@@ -213,8 +213,11 @@ figcaption { font-size: .85rem; color: #555; }
 def _html_cell(text: str) -> str:
     """Numbers right-aligned, an interval on its own smaller line under its value."""
     value, _, interval = text.partition(" [")
-    if not (value[:1].isdigit() or value[:1] == "-" or value == "n/a"):
-        return f"<td>{html.escape(text)}</td>"
+    try:
+        float(value)
+    except ValueError:
+        if value != "n/a":
+            return f"<td>{html.escape(text)}</td>"
     extra = f"<br><small>[{html.escape(interval)}</small>" if interval else ""
     return f'<td class="num">{html.escape(value)}{extra}</td>'
 

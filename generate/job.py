@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -139,6 +140,8 @@ class Job:
         self.renderer = Renderer(cfg, build_detector(cfg.detector, self.aligner, cfg.inswapper.providers), self.aligner)
         self.swapper = None
         self._pipe = None
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fairforge-write")
+        self._writes: list[Future] = []
         if "inswapper" in set(self.rows["method"]):
             from .swap import Swapper
 
@@ -171,13 +174,31 @@ class Job:
             total=total, desc=desc, unit="img", disable=not (self.options.progress and self.state.is_main_process)
         )
 
-    def _record(self, plan_row: dict[str, Any], image, data: bytes, lossless: bytes | None, **fields: Any) -> None:  # type: ignore[no-untyped-def]
+    def _record(self, plan_row: dict[str, Any], image, **fields: Any) -> None:  # type: ignore[no-untyped-def]
+        """Hand one finished image to the writer thread (encode, write atomically, then its row).
+
+        Encoding and fsync-ed writes overlap the next pipeline call instead of stalling it; one
+        thread keeps the order image-then-row, so a row never points at a file not yet on disk.
+        """
+        self._writes.append(self._io.submit(self._write, dict(plan_row), image, fields))
+        while len(self._writes) > 32:  # bound the images held in memory
+            self._writes.pop(0).result()
+
+    def _write(self, plan_row: dict[str, Any], image, fields: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
         path = image_relpath(plan_row["method"], plan_row["id"], self.cfg.align)
-        if lossless is not None:
+        data = encode(image, self.cfg.align)
+        if self.cfg.align.image_format != "png" and plan_row["method"] == "diffusion":
+            lossless = encode(image, self.cfg.align, lossless=True)
             write_image(self.out, str(lossless_path(self.out, plan_row["id"]).relative_to(self.out)), lossless)
         write_image(self.out, path, data)
         self.writer.add(manifest_row(plan_row, path, data, image, **fields))
         clear_failed(self.out, plan_row["id"])
+
+    def _flush(self) -> None:
+        """Wait for the writer thread (re-raising its errors), then write the last rows."""
+        while self._writes:
+            self._writes.pop(0).result()
+        self.writer.flush()
 
     # ---- 3. pristine faces -------------------------------------------------------------------
     def pipeline(self):  # type: ignore[no-untyped-def]
@@ -213,16 +234,12 @@ class Job:
                     else:
                         self._write_pristine(result, dtype)
                     bar.update(1)
-        self.writer.flush()
+        self._flush()
 
     def _write_pristine(self, made: Made, dtype: str) -> None:
-        data = encode(made.crop, self.cfg.align)
-        lossless = encode(made.crop, self.cfg.align, lossless=True) if self.cfg.align.image_format != "png" else None
         self._record(
             dict(made.row),
             made.crop,
-            data,
-            lossless,
             seed=made.seed,
             identity=made.row["id"],
             retries=made.round,
@@ -261,8 +278,6 @@ class Job:
                 self._record(
                     row,
                     image,
-                    encode(image, self.cfg.align),
-                    None,
                     seed=int(row["seed"]),
                     identity=dst.identity,
                     retries=0,
@@ -270,7 +285,7 @@ class Job:
                     provenance=fake_provenance(dst),
                 )
                 bar.update(1)
-        self.writer.flush()
+        self._flush()
 
     def _check_dependencies(self, rows: pd.DataFrame, source: FaceSource, failed: dict[str, Any]) -> None:
         """Every face a fake needs is made or failed; otherwise another shard has not made it yet."""
@@ -298,13 +313,16 @@ class Job:
     def run(self) -> dict[str, Any] | None:
         from .diffusion import torch_threads
 
-        with torch_threads(self.cfg.num_threads):
-            if self.options.phase in ("all", "pristine"):
-                self.pristine()
-                self.state.wait_for_everyone()
-            if self.options.phase in ("all", "fakes"):
-                self.fakes()
-                self.state.wait_for_everyone()
+        try:
+            with torch_threads(self.cfg.num_threads):
+                if self.options.phase in ("all", "pristine"):
+                    self.pristine()
+                    self.state.wait_for_everyone()
+                if self.options.phase in ("all", "fakes"):
+                    self.fakes()
+                    self.state.wait_for_everyone()
+        finally:
+            self._io.shutdown(wait=True)
         return self.finish()
 
 

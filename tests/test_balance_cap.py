@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from test_balance_lib import config, make_set
-
 from fairforge.balance.cap import cap, deficits, method_targets, targets
 from fairforge.balance.run import run_balance
+from test_balance_lib import config, make_set
+
 from fairforge.errors import ConfigError
 from fairforge.taxonomy import DEFAULT_TAXONOMY
 
@@ -27,7 +27,9 @@ def test_method_targets_sum_to_the_cell_target(total, mix, expected):
 
 
 def test_cap_keeps_exactly_the_target_and_reports_deficits():
-    cfg = config(target_per_cell=4, method_mix={"diffusion": 1, "sbi": 1}, with_age=False, cells=["male-Asian", "female-Black"])
+    cfg = config(
+        target_per_cell=4, method_mix={"diffusion": 1, "sbi": 1}, with_age=False, cells=["male-Asian", "female-Black"]
+    )
     rows = [{"id": f"d{i}", "gender": "male", "race": "Asian", "age": "20-29", "method": "diffusion"} for i in range(5)]
     rows += [{"id": f"s{i}", "gender": "male", "race": "Asian", "age": "60-69", "method": "sbi"} for i in range(3)]
     rows += [{"id": f"f{i}", "gender": "female", "race": "Black", "age": "3-9", "method": "sbi"} for i in range(1)]

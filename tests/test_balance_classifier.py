@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from fairforge.balance.backends import load_classifier
+from fairforge.balance.classifier import parse_heads
 from PIL import Image
 from test_balance_lib import face_like, fairface_state
 
-from fairforge.balance.backends import load_classifier
-from fairforge.balance.classifier import parse_heads
 from fairforge.config.balance import ClassifierConfig
 from fairforge.errors import ConfigError
 from fairforge.taxonomy import DEFAULT_TAXONOMY
@@ -25,7 +25,9 @@ def predict(clf, images=IMAGES):  # type: ignore[no-untyped-def]
 def test_fairface_state_dict_loads_and_maps_by_name(tmp_path):
     # White alone outscores East Asian and Southeast Asian each, but they are both "Asian" by name:
     # p(White) = .38, p(Asian) = .62. Female and 70+ sit at FairFace's indices 8 and 17.
-    state = fairface_state(race={"White": 1.0, "East Asian": 0.8, "Southeast Asian": 0.8}, gender={"Female": 4.0}, age={"70+": 4.0})
+    state = fairface_state(
+        race={"White": 1.0, "East Asian": 0.8, "Southeast Asian": 0.8}, gender={"Female": 4.0}, age={"70+": 4.0}
+    )
     path = tmp_path / "fairface.pt"
     torch.save({"state_dict": {f"module.{k}": v for k, v in state.items()}}, path)  # the DataParallel form
     clf = load_classifier(ClassifierConfig(backend="fairface", path=str(path), arch="resnet18"), "c", DEFAULT_TAXONOMY)
@@ -37,7 +39,9 @@ def test_fairface_state_dict_loads_and_maps_by_name(tmp_path):
 
 
 def test_fairface_tiny_model_and_wrong_arch(tiny_cache):
-    clf = load_classifier(ClassifierConfig(path="tiny:fairface", arch="resnet18"), "balance.classifiers[0]", DEFAULT_TAXONOMY)
+    clf = load_classifier(
+        ClassifierConfig(path="tiny:fairface", arch="resnet18"), "balance.classifiers[0]", DEFAULT_TAXONOMY
+    )
     out = predict(clf)
     assert set(out) == {"race", "gender", "age"}
     assert all(((c > 0) & (c <= 1)).all() for _, c in out.values())
@@ -72,7 +76,9 @@ def test_timm_model_with_label_names_loads_and_maps_by_name(tmp_path):
     assert list(out["gender"][0]) == ["male"] * 3  # "Man" at index 1; the taxonomy's index 1 is female
     assert list(out["race"][0]) == ["Others"] * 3  # Indian -> Others by FairFace's race map
     # the config's labels override the model's (a single-attribute head with bare names)
-    cfg = ClassifierConfig(backend="timm", path=str(tmp_path / "timm"), labels=["a", "b", "c", "d", "Female"], attribute="gender")
+    cfg = ClassifierConfig(
+        backend="timm", path=str(tmp_path / "timm"), labels=["a", "b", "c", "d", "Female"], attribute="gender"
+    )
     assert list(predict(load_classifier(cfg, "c", DEFAULT_TAXONOMY))["gender"][0]) == ["unknown"] * 3
 
 
@@ -108,5 +114,8 @@ def test_transformers_model_maps_id2label_by_name(tmp_path):
 
 def test_parse_heads_groups_prefixed_labels():
     heads = parse_heads(["race:White", "gender:male", "race:Black"], None, "k")
-    assert [(h.attribute, h.indices, h.labels) for h in heads] == [("race", (0, 2), ("White", "Black")), ("gender", (1,), ("male",))]
+    assert [(h.attribute, h.indices, h.labels) for h in heads] == [
+        ("race", (0, 2), ("White", "Black")),
+        ("gender", (1,), ("male",)),
+    ]
     assert [h.attribute for h in parse_heads(["race:White", "gender:male"], None, "k", only=["gender"])] == ["gender"]

@@ -7,13 +7,13 @@ import io
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
-from test_balance_lib import blurred, config, face_like, fairface_state, row, write_set, zoomed
-
 from fairforge.balance.backends import load_classifier
 from fairforge.balance.dedup import near_duplicates
 from fairforge.balance.filters import same_identity
 from fairforge.balance.run import run_balance
+from PIL import Image
+from test_balance_lib import blurred, config, face_like, fairface_state, row, write_set, zoomed
+
 from fairforge.config.balance import ClassifierConfig
 from fairforge.taxonomy import DEFAULT_TAXONOMY
 
@@ -116,7 +116,14 @@ def test_every_filter_rejects_its_planted_image(tmp_path, tiny_cache):
     cell = acc.loc[("male", "20-29", "diffusion")]
     assert (cell["made"], cell["after_attribute"], cell["passed"], cell["kept"]) == (13, 11, 4, 3)
     out = tmp_path / "out"
-    for name in ("manifest.parquet", "deficits.parquet", "acceptance.parquet", "report.md", "report.html", "report/acceptance.png"):
+    for name in (
+        "manifest.parquet",
+        "deficits.parquet",
+        "acceptance.parquet",
+        "report.md",
+        "report.html",
+        "report/acceptance.png",
+    ):
         assert (out / name).is_file(), name
     assert "Counts before and after each filter" in (out / "report.md").read_text()
 
@@ -127,7 +134,9 @@ def test_dlib_detector_finds_the_face_not_the_noise(tmp_path):
     face = np.asarray(Image.fromarray(data.astronaut()[0:220, 140:330]).resize((128, 128)))
     rows = [row("astronaut", face_score=None), row("noise", face_score=None)]
     write_set(tmp_path / "gen", rows, {"astronaut": face, "noise": face_like(3, 128)})
-    cfg = config(classifiers=[], face={"detector": "dlib", "min_score": 0.0}, target_per_cell=1, method_mix={"diffusion": 1})
+    cfg = config(
+        classifiers=[], face={"detector": "dlib", "min_score": 0.0}, target_per_cell=1, method_mix={"diffusion": 1}
+    )
     result = run_balance(cfg, tmp_path / "gen", tmp_path / "out", progress=False)
     assert list(result.manifest["id"]) == ["astronaut"]
     assert result.manifest["face_score"].iloc[0] > 0

@@ -8,9 +8,9 @@ import hashlib
 import pandas as pd
 import pytest
 import yaml
+from fairforge.balance.run import run_balance
 from test_balance_lib import config, face_like, make_set, row, write_set
 
-from fairforge.balance.run import run_balance
 from fairforge.manifest import read_manifest
 
 CELLS = ["male-Asian-20-29", "female-White-30-39"]
@@ -62,7 +62,9 @@ def loop_config(max_rounds: int = 3):  # type: ignore[no-untyped-def]
 
 
 def short_set(folder):  # type: ignore[no-untyped-def]
-    return make_set(folder, {("male", "Asian", "20-29"): 2, ("female", "White", "30-39"): 1}, {"diffusion": 0, "sbi": 1})
+    return make_set(
+        folder, {("male", "Asian", "20-29"): 2, ("female", "White", "30-39"): 1}, {"diffusion": 0, "sbi": 1}
+    )
 
 
 def test_loop_stops_when_every_cell_is_full(tmp_path, tiny_cache):
@@ -104,7 +106,9 @@ def test_loop_resumes_an_interrupted_top_up(tmp_path, tiny_cache):
     assert topup.calls[1] == topup.calls[0]  # the same top-up finished, not a new one asked
     assert len(read_manifest(tmp_path / "gen")) == 8 and result.deficits.empty
     short_set(tmp_path / "gen2")
-    clean = run_balance(loop_config(), tmp_path / "gen2", tmp_path / "out2", topup=ContractTopUp(tmp_path / "gen2"), progress=False)
+    clean = run_balance(
+        loop_config(), tmp_path / "gen2", tmp_path / "out2", topup=ContractTopUp(tmp_path / "gen2"), progress=False
+    )
     assert sorted(result.manifest["id"]) == sorted(clean.manifest["id"])
     assert result.rounds.equals(clean.rounds)
 
@@ -133,7 +137,21 @@ def test_deficits_round_trip_through_generate_top_up(tmp_path, tiny_cache):
     gen, out = tmp_path / "gen", tmp_path / "out"
     assert main(["generate", "--config", str(cfg_file), "--out", str(gen), "--no-progress"]) == 0
     assert len(read_manifest(gen)) == 4
-    code = main(["balance", "--config", str(cfg_file), "--in", str(gen), "--out", str(out), "--until-full", "--max-rounds", "2", "--no-progress"])
+    code = main(
+        [
+            "balance",
+            "--config",
+            str(cfg_file),
+            "--in",
+            str(gen),
+            "--out",
+            str(out),
+            "--until-full",
+            "--max-rounds",
+            "2",
+            "--no-progress",
+        ]
+    )
     assert code == 0
     deficits = pd.read_parquet(out / "rounds" / "round-00" / "deficits.parquet")
     assert deficits["missing"].tolist() == [1, 1, 1, 1]

@@ -28,7 +28,19 @@ def outputs(folder: Path) -> dict[str, bytes]:
 
 
 def balance_cmd(cfg: Path, gen: Path, out: Path) -> list[str]:
-    return [sys.executable, "-m", "fairforge", "balance", "--config", str(cfg), "--in", str(gen), "--out", str(out), "--no-progress"]
+    return [
+        sys.executable,
+        "-m",
+        "fairforge",
+        "balance",
+        "--config",
+        str(cfg),
+        "--in",
+        str(gen),
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
 
 
 @pytest.mark.slow
@@ -48,7 +60,9 @@ def test_kill_during_balance_then_rerun_gives_the_same_output(tmp_path, tiny_cac
     cfg.write_text(yaml.safe_dump({"balance": balance, "presets": {"tiny": {}}}))
     env = {**os.environ, "FAIRFORGE_CACHE": str(tiny_cache), "HF_HUB_OFFLINE": "1"}
 
-    victim = subprocess.Popen(balance_cmd(cfg, tmp_path / "gen", tmp_path / "out"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    victim = subprocess.Popen(
+        balance_cmd(cfg, tmp_path / "gen", tmp_path / "out"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     deadline = time.monotonic() + 120
     while not list((tmp_path / "out" / "cache").glob("*/shards/*.parquet")):
         assert victim.poll() is None, victim.stderr.read().decode()[-2000:]

@@ -7,10 +7,10 @@ from collections import defaultdict
 import numpy as np
 import pandas as pd
 import pytest
-from test_balance_lib import config, face_like, make_set, row, write_set
-
 from fairforge.balance.run import run_balance, strata
 from fairforge.balance.split import assign_splits, identity_groups
+from test_balance_lib import config, face_like, make_set, row, write_set
+
 from fairforge.config.balance import SplitConfig
 from fairforge.errors import ManifestError
 from fairforge.manifest import read_manifest
@@ -35,17 +35,47 @@ def planted_frame(n_people: int = 60) -> pd.DataFrame:
     genders, races = ["male", "female"], ["Asian", "White", "Black", "Others"]
     for p in range(n_people):
         g, r = genders[p % 2], races[p % 4]
-        rows += [{"id": f"real-{p}-{k}", "identity": f"p{p}", "label": 0, "gender": g, "race": r} for k in range(int(rng.integers(1, 4)))]
+        rows += [
+            {"id": f"real-{p}-{k}", "identity": f"p{p}", "label": 0, "gender": g, "race": r}
+            for k in range(int(rng.integers(1, 4)))
+        ]
     for k in range(20):  # FF++-style fakes: target video of person a, face of person b
         a, b = rng.choice(n_people, 2, replace=False)
-        rows.append({"id": f"fake-{k}", "src_id": f"p{b}", "dst_id": f"p{a}", "label": 1, "gender": genders[a % 2], "race": races[a % 4]})
+        rows.append(
+            {
+                "id": f"fake-{k}",
+                "src_id": f"p{b}",
+                "dst_id": f"p{a}",
+                "label": 1,
+                "gender": genders[a % 2],
+                "race": races[a % 4],
+            }
+        )
     for i in range(40):
         g, r = genders[i % 2], races[i % 4]
         rows.append({"id": f"syn-{i}", "label": 0, "gender": g, "race": r})
         rows.append({"id": f"sbi-{i}", "src_id": f"syn-{i}", "dst_id": f"syn-{i}", "label": 1, "gender": g, "race": r})
     for i in range(0, 39, 3):  # chains: syn-i -> syn-(i+1) -> syn-(i+2)
-        rows.append({"id": f"swap-{i}a", "src_id": f"syn-{i}", "dst_id": f"syn-{i + 1}", "label": 1, "gender": "male", "race": "Asian"})
-        rows.append({"id": f"swap-{i}b", "src_id": f"syn-{i + 1}", "dst_id": f"syn-{i + 2}", "label": 1, "gender": "male", "race": "Asian"})
+        rows.append(
+            {
+                "id": f"swap-{i}a",
+                "src_id": f"syn-{i}",
+                "dst_id": f"syn-{i + 1}",
+                "label": 1,
+                "gender": "male",
+                "race": "Asian",
+            }
+        )
+        rows.append(
+            {
+                "id": f"swap-{i}b",
+                "src_id": f"syn-{i + 1}",
+                "dst_id": f"syn-{i + 2}",
+                "label": 1,
+                "gender": "male",
+                "race": "Asian",
+            }
+        )
     frame = pd.DataFrame(rows)
     frame["age"] = "20-29"
     return frame
@@ -86,7 +116,19 @@ def test_balance_mixes_real_data_at_the_ratio_identity_disjointly(tmp_path, tiny
             g, r = ("male", "White") if p % 2 else ("female", "Asian")
             real_rows.append(row(rid, source="ffpp", method="real", identity=f"p{p}", gender=g, race=r, age=None))
             images[rid] = face_like(1000 + 3 * p + k, 64)
-    real_rows.append(row("ffpp-swap", source="ffpp", method="Deepfakes", label=1, src_id="p3", dst_id="p7", gender="male", race="White", age=None))
+    real_rows.append(
+        row(
+            "ffpp-swap",
+            source="ffpp",
+            method="Deepfakes",
+            label=1,
+            src_id="p3",
+            dst_id="p7",
+            gender="male",
+            race="White",
+            age=None,
+        )
+    )
     images["ffpp-swap"] = face_like(999, 64)
     write_set(tmp_path / "real", real_rows, images)
     cfg = config(
@@ -107,7 +149,9 @@ def test_balance_mixes_real_data_at_the_ratio_identity_disjointly(tmp_path, tiny
 
 
 def test_a_small_set_still_fills_every_split():
-    frame = pd.DataFrame({"id": [f"s{i}" for i in range(5)], "label": 0, "gender": "male", "race": "Asian", "age": "20-29"})
+    frame = pd.DataFrame(
+        {"id": [f"s{i}" for i in range(5)], "label": 0, "gender": "male", "race": "Asian", "age": "20-29"}
+    )
     frame["src_id"] = ["s0", "s0", None, None, None]  # s0 and s1 are one identity
     out = assign_splits(frame, strata(frame, False), SplitConfig())
     assert out.value_counts().to_dict() == {"train": 3, "val": 1, "test": 1}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-
 from fairforge.train.losses import (
     adain,
     bilevel_cvar,
@@ -38,9 +37,7 @@ def _cvar_objective(losses: torch.Tensor, alpha: float):
 
 def _smoothed_objective(losses: torch.Tensor, alpha: float, tau1: float, tau2: float):
     return lambda lam: (
-        lam
-        + tau2 / (2 * alpha) * lam**2
-        + (tau1 * F.softplus((losses[None, :] - lam[:, None]) / tau1)).mean(1) / alpha
+        lam + tau2 / (2 * alpha) * lam**2 + (tau1 * F.softplus((losses[None, :] - lam[:, None]) / tau1)).mean(1) / alpha
     )
 
 

@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from fairforge.balance.release import ARROW, release_files, run_release
+from fairforge.balance.run import run_balance
 from PIL import Image
 from test_balance_lib import config, face_like, make_set, row, write_set
 
-from fairforge.balance.release import ARROW, release_files, run_release
-from fairforge.balance.run import run_balance
 from fairforge.cli import main
 from fairforge.config.balance import ReleaseConfig
 from fairforge.manifest import read_manifest
@@ -27,7 +27,11 @@ TOKEN = "hf_test_token_never_printed"
 def balanced(tmp_path_factory, tiny_cache):  # type: ignore[no-untyped-def]
     """A balanced DIR: 3 cells x (2 diffusion + 2 swaps), mixed with real frames of 8 people."""
     root = tmp_path_factory.mktemp("release")
-    make_set(root / "gen", {("male", "Asian", "20-29"): 3, ("female", "Black", "50-59"): 3, ("female", "White", "0-2"): 3}, {"diffusion": 0, "inswapper": 1})
+    make_set(
+        root / "gen",
+        {("male", "Asian", "20-29"): 3, ("female", "Black", "50-59"): 3, ("female", "White", "0-2"): 3},
+        {"diffusion": 0, "inswapper": 1},
+    )
     gen = read_manifest(root / "gen")
     gen.loc[gen["method"] == "inswapper", "generator"] = "inswapper_128:cf9c774737f3a048"
     write_set(root / "gen", gen.to_dict("records"), {})
@@ -35,10 +39,25 @@ def balanced(tmp_path_factory, tiny_cache):  # type: ignore[no-untyped-def]
     for p in range(8):
         for k in range(2):
             rid = f"ffpp-{p}-{k}"
-            real_rows.append(row(rid, source="ffpp", method="real", identity=f"p{p}", gender="male" if p % 2 else "female", race="White", age=None))
+            real_rows.append(
+                row(
+                    rid,
+                    source="ffpp",
+                    method="real",
+                    identity=f"p{p}",
+                    gender="male" if p % 2 else "female",
+                    race="White",
+                    age=None,
+                )
+            )
             images[rid] = face_like(500 + 2 * p + k, 64)
     write_set(root / "real", real_rows, images)
-    cfg = config(target_per_cell=4, method_mix={"diffusion": 1, "inswapper": 1}, cells=["male-Asian-20-29", "female-Black-50-59", "female-White-0-2"], mix={"real_ratio": 0.5})
+    cfg = config(
+        target_per_cell=4,
+        method_mix={"diffusion": 1, "inswapper": 1},
+        cells=["male-Asian-20-29", "female-Black-50-59", "female-White-0-2"],
+        mix={"real_ratio": 0.5},
+    )
     run_balance(cfg, root / "gen", root / "dir", real=[root / "real"], progress=False)
     return root / "dir"
 
@@ -50,7 +69,8 @@ def front_matter(path) -> dict:  # type: ignore[no-untyped-def]
 
 
 def test_release_loads_with_load_dataset_with_features_and_counts(balanced, tmp_path):
-    from datasets import ClassLabel, Image as ImageFeature, load_dataset, load_from_disk
+    from datasets import ClassLabel, load_dataset, load_from_disk
+    from datasets import Image as ImageFeature
 
     result = run_release(balanced, tmp_path / "rel", ReleaseConfig(), DEFAULT_TAXONOMY)
     manifest = read_manifest(balanced)
@@ -83,17 +103,30 @@ def test_card_yaml_parses_and_lists_the_licences(balanced, tmp_path):
     assert meta["task_categories"] == ["image-classification"] and "deepfake-detection" in meta["tags"]
     assert meta["size_categories"] == ["n<1K"]
     splits = [s for s in ("train", "val", "test") if s in set(read_manifest(balanced)["split"])]
-    assert meta["configs"] == [{"config_name": "default", "data_files": [{"split": s, "path": f"data/{s}-*"} for s in splits]}]
+    assert meta["configs"] == [
+        {"config_name": "default", "data_files": [{"split": s, "path": f"data/{s}-*"} for s in splits]}
+    ]
     assert [f["name"] for f in meta["dataset_info"]["features"]][:2] == ["image", "id"]
     licences = {c["name"]: (c["role"], c["license"], c["non_commercial"]) for c in meta["components"]}
-    assert licences["inswapper_128:cf9c774737f3a048"][2] is True and "insightface" in licences["inswapper_128:cf9c774737f3a048"][1]
+    assert (
+        licences["inswapper_128:cf9c774737f3a048"][2] is True
+        and "insightface" in licences["inswapper_128:cf9c774737f3a048"][1]
+    )
     assert licences["tiny:fairface"][0].startswith("attribute classifier") and licences["tiny:fairface"][2] is False
     assert licences["ffpp"] == ("real data", "FaceForensics++ terms of use: non-commercial research", True)
     body = (tmp_path / "rel" / "README.md").read_text()
-    for heading in ("## Images per cell", "## How it was made", "## Licence and terms inherited", "## Intended use", "## Bias and limitations"):
+    for heading in (
+        "## Images per cell",
+        "## How it was made",
+        "## Licence and terms inherited",
+        "## Intended use",
+        "## Bias and limitations",
+    ):
         assert heading in body
     assert "insightface's non-commercial research licence" in body
-    permissive = run_release(balanced, tmp_path / "rel2", ReleaseConfig(license="other", save_to_disk=False), DEFAULT_TAXONOMY)
+    permissive = run_release(
+        balanced, tmp_path / "rel2", ReleaseConfig(license="other", save_to_disk=False), DEFAULT_TAXONOMY
+    )
     assert front_matter(permissive.release_dir / "README.md")["license"] == "other"
 
 
@@ -118,7 +151,11 @@ class FakeHub:
 
         def list_repo_tree(api, repo_id, path_in_repo=None, *, recursive=False, repo_type=None, **kwargs):  # type: ignore[no-untyped-def]
             for path, data in sorted(hub.files.items()):
-                lfs = {"size": len(data), "oid": hashlib.sha256(data).hexdigest(), "pointerSize": 134} if path.endswith(".parquet") else None
+                lfs = (
+                    {"size": len(data), "oid": hashlib.sha256(data).hexdigest(), "pointerSize": 134}
+                    if path.endswith(".parquet")
+                    else None
+                )
                 oid = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
                 yield RepoFile(path=path, size=len(data), oid=oid, lfs=lfs)
 
@@ -140,7 +177,12 @@ class FakeHub:
                     record.append(("delete", op.path_in_repo))
             hub.commits.append(record)
 
-        for name, fn in (("create_repo", create_repo), ("list_repo_tree", list_repo_tree), ("preupload_lfs_files", preupload_lfs_files), ("create_commit", create_commit)):
+        for name, fn in (
+            ("create_repo", create_repo),
+            ("list_repo_tree", list_repo_tree),
+            ("preupload_lfs_files", preupload_lfs_files),
+            ("create_commit", create_commit),
+        ):
             monkeypatch.setattr(HfApi, name, fn)
         return self
 
@@ -151,7 +193,11 @@ def test_push_commits_exactly_the_release_folder(balanced, tmp_path, monkeypatch
     rel = tmp_path / "rel"
     assert main(["release", "--in", str(balanced), "--out", str(rel), "--push", "me/fair-faces", "--private"]) == 0
     local = {f: (rel / f).read_bytes() for f in release_files(rel)}
-    on_disk = sorted(p.relative_to(rel).as_posix() for p in rel.rglob("*") if p.is_file() and not p.relative_to(rel).as_posix().startswith(f"{ARROW}/"))
+    on_disk = sorted(
+        p.relative_to(rel).as_posix()
+        for p in rel.rglob("*")
+        if p.is_file() and not p.relative_to(rel).as_posix().startswith(f"{ARROW}/")
+    )
     assert sorted(local) == on_disk and "README.md" in local
     assert hub.files == local  # byte for byte, nothing more, nothing less
     assert hub.repos == [{"repo_id": "me/fair-faces", "repo_type": "dataset", "private": True, "token": TOKEN}]
@@ -216,7 +262,12 @@ def test_kill_during_release_then_rerun_gives_the_same_output(balanced, tmp_path
         return ["release", "--in", str(balanced), "--out", str(out), "--set", "release.max_shard_size=30KB"]
 
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    victim = subprocess.Popen([sys.executable, "-m", "fairforge", *cmd(tmp_path / "rel")], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    victim = subprocess.Popen(
+        [sys.executable, "-m", "fairforge", *cmd(tmp_path / "rel")],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 120
     while not list((tmp_path / "rel" / "data").glob("*.parquet")):
         assert victim.poll() is None, victim.stderr.read().decode()[-2000:]
@@ -225,7 +276,9 @@ def test_kill_during_release_then_rerun_gives_the_same_output(balanced, tmp_path
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     assert not (tmp_path / "rel" / "README.md").exists()  # it died while writing shards
-    done = subprocess.run([sys.executable, "-m", "fairforge", *cmd(tmp_path / "rel")], env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "fairforge", *cmd(tmp_path / "rel")], env=env, capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert main(cmd(tmp_path / "clean" / "rel")) == 0  # same folder name: datasets records it
 

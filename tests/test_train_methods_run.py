@@ -4,6 +4,9 @@ in one process and in two really synchronized CPU processes."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from functools import partial
 from pathlib import Path
 
@@ -11,10 +14,9 @@ import pytest
 import torch
 from accelerate import Accelerator, debug_launcher
 from accelerate.state import AcceleratorState
+from fairforge.train.run import load_config, train
 from safetensors.torch import load_file
 from test_train_data import make_toy_manifest
-
-from fairforge.train.run import load_config, train
 
 #: name -> `--set` overrides of the tiny preset (ddfg on the tiny backbone, 64 px)
 CASES: dict[str, tuple[str, ...]] = {
@@ -53,7 +55,6 @@ def test_method_trains_two_steps_in_one_process(case: str, toy: Path, tmp_path: 
 
 def _all_cases_in_this_process(toy: Path, out: Path) -> None:
     # A forked child inherits the parent's one-process Accelerate state: reset it to join the group.
-    import faulthandler; faulthandler.dump_traceback_later(120, exit=True)  # DEBUG
     AcceleratorState._reset_state(reset_partial_state=True)
     torch.set_num_threads(1)
     accelerator = Accelerator(cpu=True)
@@ -65,7 +66,15 @@ def _all_cases_in_this_process(toy: Path, out: Path) -> None:
 
 @pytest.mark.slow
 def test_every_method_trains_two_steps_on_two_processes(toy: Path, tmp_path: Path, tiny_cache) -> None:  # noqa: ANN001
-    debug_launcher(partial(_all_cases_in_this_process, toy, tmp_path), num_processes=2)
+    # debug_launcher forks; a parent that already ran multi-threaded torch ops (earlier tests in this
+    # session) can leave the children deadlocked in OpenMP, so the launch happens in a fresh interpreter.
+    quick = make_toy_manifest(tmp_path / "data", n=16, size=32)  # no validation rows: predict is tested above
+    script = [sys.executable, __file__, str(quick), str(tmp_path)]
+    subprocess.run(script, check=True, timeout=600, env={**os.environ, "FAIRFORGE_CACHE": str(tiny_cache)})
     assert json.loads((tmp_path / "report.json").read_text())["num_processes"] == 2
     for case in CASES:
         _check_weights(tmp_path / case / "final" / "model.safetensors")
+
+
+if __name__ == "__main__":
+    debug_launcher(partial(_all_cases_in_this_process, Path(sys.argv[1]), Path(sys.argv[2])), num_processes=2)

@@ -166,3 +166,14 @@ def test_shipped_configs_validate() -> None:
         assert cfg.method in ("ddfg", "erm")
     assert load_config("ddfg").optimizer.name == "sam" and TrainConfig().method == "ddfg"
     assert np.isclose(load_config("erm").model.heads.group, 0.0)
+
+
+def test_selection_rules() -> None:
+    from fairforge.config.train import SelectConfig
+    from fairforge.train.validate import selection_score
+
+    flat = {"val/auc": 0.9, "val/F_FPR": 12.0, "val/F_DP": 3.0}
+    assert selection_score(flat, SelectConfig(rule="auc")) == 0.9
+    assert selection_score(flat, SelectConfig(rule="auc_under_fairness", metric="F_FPR", bound=10.0)) is None
+    assert selection_score(flat, SelectConfig(rule="auc_under_fairness", metric="F_DP", bound=10.0)) == 0.9
+    assert selection_score({"val/auc": None}, SelectConfig()) is None

@@ -1,0 +1,107 @@
+"""Step time of the published fair methods and of efficient SAM, relative to `erm`, in one run.
+
+    python bench/train_methods.py                     # CPU: resnet18 at 64 px, batch 32
+    python bench/train_methods.py --backbone efficientnet_b4 --resolution 256 --precision bf16   # a GPU
+
+Every contender runs through the trainer's own path (method registry -> StepContext -> update rule)
+on the same backbone, batch and in-memory data, interleaved in rounds with medians (bench/train.py's
+`fairforge_step` and `interleaved`), so a busy machine slows all alike. The batches carry 4 domains
+(FF++'s manipulation types) for RoGA and all 8 groups for the fair losses. `CASES` adds this file's
+contenders to bench/train.py's `METHOD_OVERRIDES`; `python bench/train.py --methods ...` can time them too
+after `register(METHOD_OVERRIDES)`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import torch
+
+#: contender -> config on top of the shared benchmark config (a `method` key picks the method).
+CASES: dict[str, dict[str, Any]] = {
+    "dag_fdd": {"method": "dag_fdd", "optimizer": {"name": "adam"}, "model": {"heads": {"group": 0.0}}},
+    "daw_fdd": {"method": "daw_fdd", "optimizer": {"name": "adam"}, "model": {"heads": {"group": 0.0}}},
+    "pg_fdd": {"method": "pg_fdd", "optimizer": {"name": "sam", "base": "sgd"}},
+    "roga": {"method": "roga", "optimizer": {"name": "adam"}, "model": {"heads": {"group": 0.0}}},
+    "sam": {"method": "erm", "optimizer": {"name": "sam", "base": "adam"}, "model": {"heads": {"group": 0.0}}},
+    "sam_every5": {
+        "method": "erm",
+        "optimizer": {"name": "sam", "base": "adam", "every": 5},
+        "model": {"heads": {"group": 0.0}},
+    },
+    "looksam_every5": {
+        "method": "erm",
+        "optimizer": {"name": "sam", "base": "adam", "every": 5, "reuse": "looksam"},
+        "model": {"heads": {"group": 0.0}},
+    },
+}
+
+#: what one update costs, in forward+backward passes of the backbone over the batch (K: domains)
+PASSES = {
+    "erm": "1",
+    "dag_fdd": "1",
+    "daw_fdd": "1",
+    "pg_fdd": "2 x 3 encoders + decoder (SAM)",
+    "roga": "2 (as 2K passes over the K domain subsets)",
+    "sam": "2",
+    "sam_every5": "1.2",
+    "looksam_every5": "1.2",
+}
+
+
+def register(overrides: dict[str, dict[str, Any]]) -> None:
+    """Add this file's contenders to bench/train.py's `METHOD_OVERRIDES`."""
+    overrides.update(CASES)
+
+
+def _bench_train() -> Any:
+    """bench/train.py as a module (bench/ is a folder of scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location("bench_train", Path(__file__).with_name("train.py"))
+    module = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(module)
+    return module
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--backbone", default="resnet18")
+    parser.add_argument("--resolution", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--precision", choices=["no", "bf16"], default="no")
+    parser.add_argument("--steps", type=int, default=5, help="steps per round (5: one efficient-SAM cycle)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--cases", nargs="+", default=list(CASES))
+    args = parser.parse_args()
+
+    from accelerate import Accelerator
+    from fairforge.train.devices import no_accelerator
+
+    bench = _bench_train()
+    register(bench.METHOD_OVERRIDES)
+    accelerator = Accelerator(cpu=no_accelerator(), mixed_precision=args.precision)
+    device = accelerator.device
+    batches = bench._batches(args, args.steps, device)
+    g = torch.Generator().manual_seed(1)
+    for batch in batches:
+        batch["domain"] = torch.randint(0, 4, batch["label"].shape, generator=g).to(device)
+    name = torch.cuda.get_device_name() if device.type == "cuda" else f"{torch.get_num_threads()} threads"
+    print(f"device {device} ({name}), {args.backbone} @ {args.resolution}px, batch {args.batch_size}, {args.precision}")
+
+    steps = {case: bench.fairforge_step(args, case, accelerator) for case in ["erm", *args.cases]}
+    seconds = bench.interleaved(steps, batches, args.rounds, device)
+    print("\n| method | s/step | vs erm | passes per update |\n|---|---|---|---|")
+    for case, s in seconds.items():
+        print(f"| {case} | {s:.4f} | {s / seconds['erm']:.2f}x | {PASSES.get(case, '?')} |")
+    if "sam_every5" in seconds:
+        print(
+            f"\nefficient SAM (every 5) / ERM step time: {seconds['sam_every5'] / seconds['erm']:.3f} (target <= 1.3); "
+            f"plain SAM / ERM: {seconds.get('sam', float('nan')) / seconds['erm']:.3f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
