@@ -32,15 +32,26 @@ def method_targets(total: int, mix: dict[str, float]) -> dict[str, int]:
 
 
 def target_cells(cfg: BalanceConfig, taxonomy: Taxonomy) -> list[tuple[str, str, str]]:
-    """The (gender, race, age) cells with a target; age is `unknown` when cells have no age."""
+    """The (gender, race, age) cells with a target, in taxonomy order; age is `unknown` when cells
+    have no age. `cells` keys are `gender-race-age` or a group `gender-race` (all its ages)."""
     cells = taxonomy.cells(with_age=cfg.with_age)
+    if cfg.with_age and cfg.ages is not None:
+        unknown = [a for a in cfg.ages if a not in taxonomy.ages]
+        if unknown:
+            raise ConfigError(f"balance.ages: {unknown} are not age bins of the taxonomy {list(taxonomy.ages)}")
+        cells = [c for c in cells if c[2] in cfg.ages]
     if cfg.cells is None:
         return cells
-    by_key = {"-".join(c if cfg.with_age else c[:2]): c for c in cells}
-    missing = [k for k in cfg.cells if k not in by_key]
+    keys = {}
+    for cell in cells:
+        keys.setdefault("-".join(cell[:2]), set()).add(cell)
+        if cfg.with_age:
+            keys.setdefault("-".join(cell), set()).add(cell)
+    missing = [k for k in cfg.cells if k not in keys]
     if missing:
-        raise ConfigError(f"balance.cells: {missing} are not cells of the taxonomy; e.g. {next(iter(by_key))!r}")
-    return [by_key[k] for k in cfg.cells]
+        raise ConfigError(f"balance.cells: {missing} are not cells of the taxonomy; e.g. {next(iter(keys))!r}")
+    wanted = set().union(*(keys[k] for k in cfg.cells))
+    return [c for c in cells if c in wanted]
 
 
 def targets(cfg: BalanceConfig, taxonomy: Taxonomy) -> pd.DataFrame:

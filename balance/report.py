@@ -105,8 +105,14 @@ def acceptance_heatmap(table: pd.DataFrame, taxonomy: Taxonomy, path: Path) -> N
     methods = sorted(table["method"].unique())
     ages = [a for a in taxonomy.ages if a in set(table["age"])] or sorted(set(table["age"]))
     groups = list(taxonomy.groups)
+    panels = max(len(methods), 1)
     fig, axes = plt.subplots(
-        1, max(len(methods), 1), figsize=(1.0 + 0.8 * len(ages) * max(len(methods), 1), 4.5), squeeze=False
+        1,
+        panels,
+        figsize=(2.2 + (0.5 * len(ages) + 0.4) * panels, 1.6 + 0.4 * len(groups)),
+        squeeze=False,
+        sharey=True,
+        constrained_layout=True,
     )
     for ax, method in zip(axes[0], methods):
         part = table[table["method"] == method]
@@ -125,8 +131,9 @@ def acceptance_heatmap(table: pd.DataFrame, taxonomy: Taxonomy, path: Path) -> N
                     j, i, label, ha="center", va="center", fontsize=7, color="white" if rate[i, j] < 0.6 else "black"
                 )
         ax.set_xticks(range(len(ages)), ages, rotation=45, fontsize=8)
-        ax.set_yticks(range(len(groups)), groups, fontsize=8)
-        ax.set_title(f"{method}: passed / made", fontsize=10)
+        ax.set_title(method, fontsize=10)
+    axes[0][0].set_yticks(range(len(groups)), groups, fontsize=8)
+    fig.suptitle("acceptance per cell: passed every filter / made", fontsize=10)
     fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="acceptance")
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_open(path, "wb") as handle:
@@ -173,7 +180,9 @@ def write_report(
         f"{int(acceptance['made'].sum())} generated images checked; {int(acceptance['passed'].sum())} passed every "
         f"filter; {int(acceptance['kept'].sum())} kept after capping each cell at its target "
         f"({int(acceptance['target'].sum())} in all); {int(acceptance['missing'].sum())} still missing. "
-        f"The final manifest holds {len(manifest)} rows ({len(synth)} synthetic, {len(manifest) - len(synth)} real)."
+        f"The final manifest holds {len(manifest)} rows ({len(synth)} synthetic, {len(manifest) - len(synth)} real); "
+        f"{int((rejected['reason'] == 'split_crossing').sum()) if len(rejected) else 0} fakes were removed because "
+        "a face they were made from fell in another split."
     )
     doc.heading("Counts before and after each filter, per cell and method")
     after = [c for c in acceptance.columns if c.startswith("after_")]

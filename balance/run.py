@@ -20,11 +20,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
 from fairforge.atomic import atomic_write_json, atomic_write_text
 from fairforge.config import PipelineConfig
+from fairforge.config.balance import BalanceConfig
 from fairforge.manifest import read_manifest, to_frame, write_manifest
 
 from .cap import cell_keys
@@ -32,7 +34,7 @@ from .loop import TopUp, run_loop, write_table
 from .measure import MeasureCache, Measurers
 from .mix import materialize, sample_real
 from .report import write_report
-from .split import assign_splits
+from .split import assign_splits, crossing_rows, identity_groups
 from .verify import verify_round
 
 log = logging.getLogger(__name__)
@@ -77,6 +79,21 @@ def strata(frame: pd.DataFrame, with_age: bool) -> pd.Series:
     return keys["gender"] + "|" + keys["race"] + "|" + keys["age"] + "|" + frame["label"].astype(str)
 
 
+def inherit_cells(config: PipelineConfig) -> BalanceConfig:
+    """The balance section, targeting the cells (and ages, and whether cells have an age) generate
+    makes unless it sets its own: otherwise the closed loop would ask for cells never planned."""
+    cfg = config.balance
+    generate = config.generate
+    update = {}
+    if cfg.cells is None and getattr(generate, "cells", None) is not None:
+        update["cells"] = list(generate.cells)
+    if cfg.ages is None and getattr(generate, "ages", None) is not None:
+        update["ages"] = list(generate.ages)
+    if "with_age" not in cfg.model_fields_set and hasattr(generate, "with_age"):
+        update["with_age"] = bool(generate.with_age)
+    return cfg.model_copy(update=update) if update else cfg
+
+
 def run_balance(
     config: PipelineConfig,
     gen_dir: str | Path,
@@ -86,7 +103,7 @@ def run_balance(
     progress: bool = True,
 ) -> BalanceResult:
     """Run the balance stage; `topup` (with `balance.loop.until_full`) closes the loop."""
-    cfg = config.balance
+    cfg = inherit_cells(config)
     taxonomy = config.taxonomy.build()
     gen_dir, out_dir = Path(gen_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -127,11 +144,17 @@ def run_balance(
         roots.append(real_roots.loc[picked.index])
     mixed = pd.concat(parts, ignore_index=True)
     mixed_roots = pd.concat(roots, ignore_index=True)
-    mixed = materialize(mixed, mixed_roots, out_dir, cfg.link)
+
+    # identity-disjoint splits; fakes whose other face landed elsewhere go (only with `links` < all)
     mixed["split"] = assign_splits(mixed, strata(mixed, cfg.with_age), cfg.split, str(out_dir / "manifest.parquet"))
+    crossing = crossing_rows(mixed, mixed["split"])
+    crossed = _crossing_table(mixed[crossing], mixed_roots[crossing])
+    mixed, mixed_roots = mixed[~crossing].reset_index(drop=True), mixed_roots[~crossing].reset_index(drop=True)
+    _warn_on_giant_group(mixed, cfg)
+    mixed = materialize(mixed, mixed_roots, out_dir, cfg.link)
     write_manifest(mixed, out_dir / "manifest.parquet", taxonomy)
 
-    rejected = _rejected_table(result, gen_root)
+    rejected = pd.concat([_rejected_table(result, gen_root), crossed], ignore_index=True)
     write_table(rejected, out_dir / "rejected.parquet")
     write_table(result.deficits, out_dir / "deficits.parquet")
     write_table(result.acceptance, out_dir / "acceptance.parquet")
@@ -153,10 +176,11 @@ def run_balance(
         with_age=cfg.with_age,
     )
     log.info(
-        "balance: %d kept of %d generated, %d real mixed in, %d missing -> %s",
+        "balance: %d kept of %d generated, %d real mixed in, %d removed at the split, %d missing -> %s",
         len(synthetic),
         len(result.rows),
-        len(mixed) - len(synthetic),
+        sum(len(p) for p in parts[1:]),
+        len(crossed),
         int(result.deficits["missing"].sum()) if len(result.deficits) else 0,
         out_dir,
     )
@@ -168,6 +192,25 @@ def _rejected_table(result, gen_root: Path) -> pd.DataFrame:  # type: ignore[no-
     out = pd.concat([rows, result.rejects[["reason", "detail", "filter"]]], axis=1)
     out.insert(2, "root", str(gen_root))
     return out.reset_index(drop=True)
+
+
+def _crossing_table(rows: pd.DataFrame, roots: pd.Series) -> pd.DataFrame:
+    out = rows[list(REJECT_COLUMNS)].copy()
+    out.insert(2, "root", roots.to_numpy())
+    return out.assign(reason="split_crossing", detail="a face it was made from is in another split", filter="split")
+
+
+def _warn_on_giant_group(frame: pd.DataFrame, cfg: BalanceConfig) -> None:
+    """One identity group bigger than the train share means the splits cannot follow the fractions."""
+    if frame.empty:
+        return
+    largest = np.bincount(identity_groups(frame, cfg.split.links)).max() / len(frame)
+    if largest > cfg.split.train:
+        log.warning(
+            "split: one identity group holds %.0f%% of the rows (swaps chain faces together); the splits cannot "
+            "follow the fractions. Set balance.split.links: [identity] to group a fake with its target face only.",
+            100 * largest,
+        )
 
 
 def _provenance(measurers: Measurers, rows: pd.DataFrame, real_frames: list[pd.DataFrame], cfg) -> dict:  # type: ignore[no-untyped-def]

@@ -1,11 +1,16 @@
 """Identity-disjoint train/val/test splits, stratified by cell and label.
 
-Rows are joined (union-find) when they share any identity key: the row's own id, its `identity`
-(a real dataset's person or video id) and its `src_id` / `dst_id` (the faces a swap or blend was
-made from, which are themselves rows' ids or identities). A connected group goes to one split
-whole, so no face is seen in training and again in testing, whatever chain of swaps links it.
-Groups are placed largest first into the split that most needs their (cell, label) strata, which
-keeps every stratum near the configured fractions.
+Rows are joined (union-find) when they share an identity key in the `split.links` columns: by
+default the row's own id, its `identity` (a real dataset's person or video id, or generate's
+target face) and its `src_id` / `dst_id` (the faces a swap or blend was made from). A connected
+group goes to one split whole, so no face is seen in training and again in testing, whatever chain
+of swaps links it. Groups are placed largest first into the split that most needs their
+(cell, label) strata, which keeps every stratum near the configured fractions.
+
+Swaps whose sources are drawn across cells can chain every face into one group (then nothing can
+be split); `links: [identity]` groups a fake with its target face only (FaceForensics++'s rule),
+and `crossing_rows` then finds the fakes whose other face landed in another split, which the
+stage removes: either way no identity key appears in two splits of the final manifest.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from fairforge.errors import ManifestError
 from fairforge.manifest import SPLITS
 
 KEY_COLUMNS = ("id", "identity", "src_id", "dst_id")
+OWNER_COLUMNS = ("id", "identity")
 
 
 class UnionFind:
@@ -38,17 +44,20 @@ class UnionFind:
             self.parent[max(ra, rb)] = min(ra, rb)
 
 
-def identity_groups(frame: pd.DataFrame) -> np.ndarray:
-    """Group number per row (rows sharing any identity key, transitively, share a group)."""
+def _keys(values: list) -> list[str | None]:  # type: ignore[type-arg]
+    return [None if v is None or (isinstance(v, float) and np.isnan(v)) or v == "" else str(v) for v in values]
+
+
+def identity_groups(frame: pd.DataFrame, links: tuple[str, ...] | list[str] = KEY_COLUMNS) -> np.ndarray:
+    """Group number per row (rows sharing a key of the `links` columns, transitively, share a group)."""
     uf = UnionFind(len(frame))
     first_row: dict[str, int] = {}
-    for column in KEY_COLUMNS:
+    for column in dict.fromkeys(("id", *links)):
         if column not in frame.columns:
             continue
-        for row, key in enumerate(frame[column].tolist()):
-            if key is None or (isinstance(key, float) and np.isnan(key)) or key == "":
+        for row, key in enumerate(_keys(frame[column].tolist())):
+            if key is None:
                 continue
-            key = str(key)
             if key in first_row:
                 uf.union(first_row[key], row)
             else:
@@ -62,7 +71,7 @@ def assign_splits(frame: pd.DataFrame, strata: pd.Series, cfg: SplitConfig, file
     """A split per row: identity groups whole, strata near the configured fractions."""
     fractions = {"train": cfg.train, "val": cfg.val, "test": cfg.test}
     active = [s for s in SPLITS if fractions[s] > 0]
-    groups = identity_groups(frame)
+    groups = identity_groups(frame, cfg.links)
     strata_codes, strata_names = pd.factorize(strata, sort=True)
     n_strata = len(strata_names)
     totals = np.bincount(strata_codes, minlength=n_strata).astype(float)
@@ -129,3 +138,24 @@ def _fill_empty_splits(
         donor = max(donors, key=lambda s: (sizes[s] - fractions[s] * total, fractions[s]))
         movable = [g for g, p in placed.items() if p == donor and g not in fixed]
         placed[min(movable, key=lambda g: (len(members[g]), members[g][0]))] = empty[0]
+
+
+def crossing_rows(frame: pd.DataFrame, split: pd.Series) -> pd.Series:
+    """Rows to remove so that no identity key is in two splits: a row loses when one of its keys
+    belongs to another split. A key belongs to the split of the first row that has it as `id` or
+    `identity` (the face itself), else of the first row using it at all; so pristine faces and
+    real frames stay, and only fakes made across splits go. Returns a boolean mask."""
+    split_of = split.to_numpy()
+    rows = range(len(frame))
+    columns = {c: _keys(frame[c].tolist()) for c in KEY_COLUMNS if c in frame.columns}
+    owner: dict[str, str] = {}
+    for group in (OWNER_COLUMNS, KEY_COLUMNS):
+        for column in group:
+            for row, key in zip(rows, columns.get(column, ())):
+                if key is not None:
+                    owner.setdefault(key, split_of[row])
+    drop = np.array(
+        [any(columns[c][row] is not None and owner[columns[c][row]] != split_of[row] for c in columns) for row in rows],
+        dtype=bool,
+    )
+    return pd.Series(drop, index=frame.index)

@@ -1,6 +1,6 @@
 """Benchmark of the generate stage, as ratios against the bare library calls, in one run.
 
-    python bench/generate.py                                   # CPU: the tiny pipeline, 64 px
+    python bench/generate.py                                   # CPU: the tiny pipeline, 64 px, 1 thread
     python bench/generate.py --model runwayml/stable-diffusion-v1-5 --size 512 --steps 20 --batch 8
 
 1. Diffusion faces: fairforge's pristine phase (planned batches, one generator per image, black/NaN
@@ -57,7 +57,7 @@ def bench_diffusion(args: argparse.Namespace) -> None:
         GenerateConfig,
         {
             "methods": ["diffusion"],
-            "num_threads": args.threads,
+            "num_threads": args.threads or None,
             "align": {"crop_size": args.size},
             "diffusion": {
                 "model": args.model,
@@ -132,12 +132,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="tiny:diffusion")
     parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--images", type=int, default=32)
+    parser.add_argument("--images", type=int, default=48)
     parser.add_argument("--dtype", default="auto")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads (1: fair on a shared CPU; 0: torch's default)"
+    )
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--sbi-images", type=int, default=100)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

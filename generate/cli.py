@@ -44,6 +44,9 @@ def _run(args: argparse.Namespace) -> int:
     )
     if summary is not None:
         print(json.dumps({"out": str(args.out), **summary["total"], "failure_reasons": summary["failure_reasons"]}))
+    elif options.shard[1] > 1:
+        index, count = options.shard
+        print(json.dumps({"out": str(args.out), "shard": f"{index}/{count}", "phase": args.phase, "merged": False}))
     return 0
 
 

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from ..config.generate import DiffusionConfig
-from ..errors import ConfigError, FairforgeError
+from ..errors import ConfigError, FairforgeError, MissingModelError
 from .models import resolve_pretrained
 
 
@@ -67,6 +67,14 @@ def _dtype_keyword() -> str:
     return "dtype" if hasattr(deprecation_utils, "_resolve_dtype") else "torch_dtype"
 
 
+def check_model(cfg: DiffusionConfig) -> None:
+    """Before any work: the model's `model_index.json` is readable (local folder, tiny, or hub cache)."""
+    try:
+        pipeline_class(resolve_pretrained(cfg.model), cfg.revision)
+    except (OSError, ValueError) as exc:
+        raise MissingModelError(f"generate.diffusion.model: cannot load {cfg.model!r} ({exc})") from None
+
+
 def load_pipeline(cfg: DiffusionConfig, device: str):  # type: ignore[no-untyped-def]
     """The pipeline on `device`, watermark off, progress bars off, scheduler swapped when asked."""
     import diffusers
@@ -79,10 +87,8 @@ def load_pipeline(cfg: DiffusionConfig, device: str):  # type: ignore[no-untyped
         kwargs["revision"] = cfg.revision
     if cfg.variant:
         kwargs["variant"] = cfg.variant
-    try:
-        cls = pipeline_class(source, cfg.revision)
-    except OSError as exc:
-        raise FairforgeError(f"generate.diffusion.model: cannot load {cfg.model!r} ({exc})") from None
+    check_model(cfg)
+    cls = pipeline_class(source, cfg.revision)
     if cls is not None and "add_watermarker" in inspect.signature(cls.__init__).parameters:
         kwargs["add_watermarker"] = False
     pipe = AutoPipelineForText2Image.from_pretrained(source, **kwargs)

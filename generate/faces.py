@@ -105,7 +105,7 @@ def _face_recognition_models_file(name: str) -> Path:
     spec = importlib.util.find_spec("face_recognition_models")
     if spec is None or not spec.submodule_search_locations:
         raise MissingModelError(
-            "detector.dlib.predictor: the `face-recognition-models` package is not installed "
+            "generate.detector.dlib.predictor: the `face-recognition-models` package is not installed "
             "(pip install face-recognition-models), or name a 68-point .dat file"
         )
     return Path(list(spec.submodule_search_locations)[0]) / "models" / name
@@ -126,7 +126,7 @@ class DlibDetector(Detector):
             else _face_recognition_models_file("shape_predictor_68_face_landmarks.dat")
         )
         if not path.is_file():
-            raise MissingModelError(f"detector.dlib.predictor: {str(path)!r} not found")
+            raise MissingModelError(f"generate.detector.dlib.predictor: {str(path)!r} not found")
         self.upsample = cfg.dlib.upsample
         self._detector = dlib.get_frontal_face_detector()
         self._predictor = dlib.shape_predictor(str(path))
@@ -150,14 +150,14 @@ def insightface_pack(cfg: DetectorConfig) -> Path:
     pack = root / "models" / cfg.insightface.name
     if not pack.is_dir() or not any(pack.glob("*.onnx")):
         raise MissingModelError(
-            f"detector.insightface: model pack {str(pack)!r} not found or empty; put the "
+            f"generate.detector.insightface: model pack {str(pack)!r} not found or empty; put the "
             f"{cfg.insightface.name} ONNX files there (fairforge never downloads them)"
         )
     for name, digest in cfg.insightface.sha256.items():
         file = pack / name
         if not file.is_file():
-            raise MissingModelError(f"detector.insightface.sha256[{name!r}]: {str(file)!r} not found")
-        check_sha256(file, digest, f"detector.insightface.sha256[{name!r}]")
+            raise MissingModelError(f"generate.detector.insightface.sha256[{name!r}]: {str(file)!r} not found")
+        check_sha256(file, digest, f"generate.detector.insightface.sha256[{name!r}]")
     return pack
 
 

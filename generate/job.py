@@ -120,7 +120,6 @@ class Job:
         self.cfg, self.out, self.seed, self.taxonomy, self.options = cfg, Path(out), seed, taxonomy, options
         # ACCELERATE_USE_CPU: `accelerate launch` on CPUs (Accelerator reads it; PartialState alone does not)
         self.state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
-        self.out.mkdir(parents=True, exist_ok=True)
         # 1. every input, before anything is written
         cells = config_cells(cfg, taxonomy, options.cells)
         deficits = read_deficits(options.top_up, taxonomy) if options.top_up else None
@@ -138,6 +137,10 @@ class Job:
         self.rows = self.plan.rows
         self.aligner = Aligner(cfg.align.crop_size, cfg.align.face_fraction, cfg.align.center_y)
         self.renderer = Renderer(cfg, build_detector(cfg.detector, self.aligner, cfg.inswapper.providers), self.aligner)
+        if "diffusion" in set(self.rows["method"]):
+            from .diffusion import check_model
+
+            check_model(cfg.diffusion)
         self.swapper = None
         self._pipe = None
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fairforge-write")
@@ -148,6 +151,7 @@ class Job:
             self.swapper = Swapper(cfg)
         # 2. the plan, once
         if self.state.is_main_process:
+            self.out.mkdir(parents=True, exist_ok=True)
             self.plan.save(self.out)
             atomic_write_text(self.out / "generate.yaml", dump_yaml(cfg))
         self.state.wait_for_everyone()
@@ -158,6 +162,8 @@ class Job:
 
     # ---- helpers ---------------------------------------------------------------------------
     def _mine(self, items: Sequence[Any]) -> list[Any]:
+        """This rank's share of ALL the phase's items (done or not), so the split never depends on
+        what another rank has finished: each item has one owner, also across restarts."""
         index, count = self.options.shard
         local = shard_slice(items, index, count)
         with self.state.split_between_processes(local) as part:
@@ -214,15 +220,14 @@ class Job:
         done, failed = done_ids(self.out), set(failed_records(self.out))
         pending = set(self._pending(rows["id"], done, failed))
         members = self.plan.frame[self.plan.frame["gen_batch"].isin(set(rows["gen_batch"]))]
-        batches = [b for b, group in members.groupby("gen_batch", sort=False) if pending & set(group["id"])]
-        mine = self._mine(batches)
+        groups = {b: g.to_dict("records") for b, g in members.groupby("gen_batch", sort=False)}
+        mine = [b for b in self._mine(list(groups)) if pending & {r["id"] for r in groups[b]}]
         if not mine:
             return
         from .diffusion import torch_dtype
 
         pipe = self.pipeline()
         dtype = str(torch_dtype(self.cfg.diffusion.dtype, str(self.state.device))).replace("torch.", "")
-        groups = {b: g.to_dict("records") for b, g in members.groupby("gen_batch", sort=False)}
         with self._progress(sum(len(pending & {r["id"] for r in groups[b]}) for b in mine), "diffusion") as bar:
             for batch in mine:
                 for result in run_batch(pipe, self.cfg, self.renderer, groups[batch], self.seed):
@@ -259,9 +264,10 @@ class Job:
         real = self.pool is not None and self.pool.source == "manifest"
         source = FaceSource(self.out, self.pool_frame if real else recorded, self.renderer, real)  # type: ignore[arg-type]
         by_id = rows.set_index("id", drop=False)
+        pending = set(pending_ids)
+        mine = [i for i in self._mine(rows["id"].tolist()) if i in pending]
         if not real:
-            self._check_dependencies(by_id.loc[pending_ids], source, failed)
-        mine = self._mine(pending_ids)
+            self._check_dependencies(by_id.loc[mine], source, failed)
         embeddings: dict[str, Any] = {}
         with self._progress(len(mine), "fakes") as bar:
             for id_ in mine:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from fairforge.balance.cap import cap, deficits, method_targets, targets
-from fairforge.balance.run import run_balance
 from test_balance_lib import config, make_set
 
+from fairforge.balance.cap import cap, deficits, method_targets, target_cells, targets
+from fairforge.balance.run import inherit_cells, run_balance
+from fairforge.config import PipelineConfig, validate
 from fairforge.errors import ConfigError
 from fairforge.taxonomy import DEFAULT_TAXONOMY
 
@@ -50,6 +51,18 @@ def test_cap_keeps_exactly_the_target_and_reports_deficits():
         {"gender": "female", "race": "Black", "age": "unknown", "method": "sbi", "missing": 1},
     ]
     assert list(out.columns) == ["gender", "race", "age", "method", "missing"] and str(out["missing"].dtype) == "int64"
+
+
+def test_cells_follow_generate_and_groups_expand_over_ages():
+    cfg = validate(PipelineConfig, {"generate": {"cells": ["female-Black"], "ages": ["0-2", "70+"]}})
+    assert target_cells(inherit_cells(cfg), DEFAULT_TAXONOMY) == [
+        ("female", "Black", "0-2"),
+        ("female", "Black", "70+"),
+    ]
+    no_age = validate(PipelineConfig, {"generate": {"with_age": False, "cells": ["male-White"]}})
+    assert target_cells(inherit_cells(no_age), DEFAULT_TAXONOMY) == [("male", "White", "unknown")]
+    own = validate(PipelineConfig, {"generate": {"cells": ["male-White"]}, "balance": {"cells": ["female-Asian-3-9"]}})
+    assert target_cells(inherit_cells(own), DEFAULT_TAXONOMY) == [("female", "Asian", "3-9")]
 
 
 def test_unknown_cell_in_config_is_named():

@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from fairforge.balance.backends import load_classifier
-from fairforge.balance.classifier import parse_heads
 from PIL import Image
 from test_balance_lib import face_like, fairface_state
 
+from fairforge.balance.backends import load_classifier
+from fairforge.balance.classifier import parse_heads
 from fairforge.config.balance import ClassifierConfig
 from fairforge.errors import ConfigError
 from fairforge.taxonomy import DEFAULT_TAXONOMY

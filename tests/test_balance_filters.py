@@ -7,13 +7,13 @@ import io
 import numpy as np
 import pandas as pd
 import torch
+from PIL import Image
+from test_balance_lib import blurred, config, face_like, fairface_state, row, write_set, zoomed
+
 from fairforge.balance.backends import load_classifier
 from fairforge.balance.dedup import near_duplicates
 from fairforge.balance.filters import same_identity
 from fairforge.balance.run import run_balance
-from PIL import Image
-from test_balance_lib import blurred, config, face_like, fairface_state, row, write_set, zoomed
-
 from fairforge.config.balance import ClassifierConfig
 from fairforge.taxonomy import DEFAULT_TAXONOMY
 
@@ -135,7 +135,11 @@ def test_dlib_detector_finds_the_face_not_the_noise(tmp_path):
     rows = [row("astronaut", face_score=None), row("noise", face_score=None)]
     write_set(tmp_path / "gen", rows, {"astronaut": face, "noise": face_like(3, 128)})
     cfg = config(
-        classifiers=[], face={"detector": "dlib", "min_score": 0.0}, target_per_cell=1, method_mix={"diffusion": 1}
+        classifiers=[],
+        face={"detector": "dlib", "min_score": 0.0},
+        target_per_cell=1,
+        method_mix={"diffusion": 1},
+        num_workers=2,  # the detector is built lazily inside each DataLoader worker
     )
     result = run_balance(cfg, tmp_path / "gen", tmp_path / "out", progress=False)
     assert list(result.manifest["id"]) == ["astronaut"]

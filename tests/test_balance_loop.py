@@ -8,9 +8,9 @@ import hashlib
 import pandas as pd
 import pytest
 import yaml
-from fairforge.balance.run import run_balance
 from test_balance_lib import config, face_like, make_set, row, write_set
 
+from fairforge.balance.run import run_balance
 from fairforge.manifest import read_manifest
 
 CELLS = ["male-Asian-20-29", "female-White-30-39"]

@@ -7,10 +7,10 @@ from collections import defaultdict
 import numpy as np
 import pandas as pd
 import pytest
-from fairforge.balance.run import run_balance, strata
-from fairforge.balance.split import assign_splits, identity_groups
 from test_balance_lib import config, face_like, make_set, row, write_set
 
+from fairforge.balance.run import run_balance, strata
+from fairforge.balance.split import assign_splits, crossing_rows, identity_groups
 from fairforge.config.balance import SplitConfig
 from fairforge.errors import ManifestError
 from fairforge.manifest import read_manifest
@@ -156,3 +156,44 @@ def test_a_small_set_still_fills_every_split():
     out = assign_splits(frame, strata(frame, False), SplitConfig())
     assert out.value_counts().to_dict() == {"train": 3, "val": 1, "test": 1}
     assert out[0] == out[1]
+
+
+def test_chained_swaps_split_by_target_and_crossing_fakes_go():
+    """Like generate's pairing: every face is a swap's target and another swap's source, so all
+    faces form one chain. `links: [identity]` splits by target face; fakes whose source face landed
+    in another split are the rows to remove, after which no key is in two splits."""
+    rows = []
+    for i in range(30):
+        g, r = ("male", "Asian") if i % 2 else ("female", "Black")
+        rows.append({"id": f"d{i}", "identity": f"d{i}", "label": 0, "gender": g, "race": r})
+        rows.append(
+            {
+                "id": f"sbi{i}",
+                "identity": f"d{i}",
+                "src_id": f"d{i}",
+                "dst_id": f"d{i}",
+                "label": 1,
+                "gender": g,
+                "race": r,
+            }
+        )
+        rows.append(
+            {
+                "id": f"swap{i}",
+                "identity": f"d{i}",
+                "src_id": f"d{(i + 1) % 30}",
+                "dst_id": f"d{i}",
+                "label": 1,
+                "gender": g,
+                "race": r,
+            }
+        )
+    frame = pd.DataFrame(rows).assign(age="20-29")
+    assert len(set(identity_groups(frame))) == 1  # the strict rule: one group, nothing to split
+    split = assign_splits(frame, strata(frame, False), SplitConfig(links=["identity"]))
+    assert split.nunique() == 3
+    drop = crossing_rows(frame, split)
+    assert drop.any() and frame.loc[drop, "id"].str.startswith("swap").all()  # only cross-split swaps go
+    kept = frame[~drop].assign(split=split[~drop])
+    assert all(len(s) == 1 for s in splits_per_key(kept).values())
+    assert not crossing_rows(frame, assign_splits(frame, strata(frame, False), SplitConfig())).any()

@@ -67,10 +67,10 @@ def reference(tiny_cache, tmp_path_factory) -> Path:
 
 def _two_process_worker(out: str) -> None:
     from accelerate.state import PartialState
-    from fairforge.generate import JobOptions, run_generate
 
     from fairforge.config import deep_merge, validate
     from fairforge.config.generate import GenerateConfig
+    from fairforge.generate import JobOptions, run_generate
 
     PartialState._reset_state()  # forked from the test process: start the distributed state afresh
     state = PartialState(cpu=True)
@@ -89,6 +89,10 @@ def _two_process_worker(out: str) -> None:
 
 def test_two_processes_make_the_same_set_as_one(reference, tmp_path):
     from accelerate import debug_launcher
+    from diffusers import AutoPipelineForText2Image  # noqa: F401
+
+    import fairforge.generate.job  # noqa: F401  imported once here, shared by the forked ranks
+    import fairforge.generate.swap  # noqa: F401
 
     debug_launcher(_two_process_worker, args=(str(tmp_path),), num_processes=2)
     assert (tmp_path / "ran-rank0-of-2").exists() and (tmp_path / "ran-rank1-of-2").exists()

@@ -5,12 +5,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from fairforge.generate.align import Aligner, kps5_from_68, umeyama
-from fairforge.generate.faces import build_detector
-from fairforge.generate.sbi import PART_HULLS, hull_mask, self_blend
 
 from fairforge.config.generate import DetectorConfig, SBIConfig
 from fairforge.errors import MissingModelError
+from fairforge.generate.align import Aligner, kps5_from_68, umeyama
+from fairforge.generate.faces import build_detector
+from fairforge.generate.sbi import PART_HULLS, hull_mask, self_blend
 
 
 @pytest.fixture(scope="module")

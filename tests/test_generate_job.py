@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from fairforge.generate import JobOptions, regenerate, run_generate
-from fairforge.generate.output import read_rows
-from fairforge.generate.plan import derive_seed
 
 from fairforge.config import deep_merge, validate
 from fairforge.config.generate import GenerateConfig
 from fairforge.errors import ConfigError, FairforgeError, MissingModelError
+from fairforge.generate import JobOptions, regenerate, run_generate
+from fairforge.generate.output import read_rows
+from fairforge.generate.plan import derive_seed
 from fairforge.manifest import file_sha256, read_manifest
 
 CELLS = ["male-Asian-20-29", "female-Black-30-39"]
@@ -102,6 +102,28 @@ def test_a_rerun_skips_everything(made):
     assert summary["total"]["made"] == 18
     assert {p: (out / p).stat().st_mtime_ns for p in before} == before
     pd.testing.assert_frame_equal(pd.read_parquet(out / "manifest.parquet"), manifest)
+
+
+def test_slurm_array_shards_then_a_merge_run_make_the_same_set(made, tmp_path):
+    reference, _ = made
+    options = {"cells": CELLS, "progress": False}
+    for index in range(2):  # array 1: pristine faces; a fake of shard 1 may need a face of shard 0
+        assert (
+            run_generate(tiny_cfg(), tmp_path, options=JobOptions(shard=(index, 2), phase="pristine", **options))
+            is None
+        )
+    with pytest.raises(FairforgeError, match="run --phase pristine on every shard"):
+        run_generate(tiny_cfg(), tmp_path / "early", options=JobOptions(shard=(1, 2), phase="fakes", **options))
+    for index in range(2):  # array 2: fakes
+        run_generate(tiny_cfg(), tmp_path, options=JobOptions(shard=(index, 2), phase="fakes", **options))
+    assert not (tmp_path / "manifest.parquet").exists() and len(list((tmp_path / "shards").glob("*.parquet"))) >= 2
+    summary = run_generate(tiny_cfg(), tmp_path, options=JobOptions(**options))  # the merge run: nothing left to make
+    assert summary["total"]["made"] == 18
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "manifest.parquet"), pd.read_parquet(reference / "manifest.parquet")
+    )
+    for path in pd.read_parquet(reference / "manifest.parquet")["path"]:
+        assert (tmp_path / path).read_bytes() == (reference / path).read_bytes()
 
 
 def test_top_up_makes_exactly_the_deficits(made, tmp_path):
@@ -250,6 +272,7 @@ def test_real_faces_of_an_imported_manifest_are_the_pool(tmp_path):
             "model pack",
         ),
         ({"pool": {"source": "manifest", "manifest": "/nonexistent"}}, FairforgeError, "manifest not found"),
+        ({"diffusion": {"model": "/nonexistent/sdxl"}}, MissingModelError, r"generate\.diffusion\.model: cannot load"),
     ],
 )
 def test_bad_input_fails_before_any_work(tiny_cache, tmp_path, updates, error, match):
@@ -272,16 +295,19 @@ def test_batched_generation_uses_one_generator_per_image(tiny_cache):
     batch reproduces bit for bit.
     """
     import torch
-    from fairforge.generate.diffusion import generate_batch, load_pipeline
+
+    from fairforge.generate.diffusion import generate_batch, load_pipeline, torch_threads
 
     cfg = tiny_cfg().diffusion
     pipe = load_pipeline(cfg, "cpu")
     prompts, seeds = [f"a portrait photo of person {i}" for i in range(3)], [11, 22, 33]
-    batched = generate_batch(pipe, cfg, prompts, ["blurry"] * 3, seeds)
-    single = np.concatenate([generate_batch(pipe, cfg, [p], ["blurry"], [s]) for p, s in zip(prompts, seeds)])
+    with torch_threads(1):
+        batched = generate_batch(pipe, cfg, prompts, ["blurry"] * 3, seeds)
+        single = np.concatenate([generate_batch(pipe, cfg, [p], ["blurry"], [s]) for p, s in zip(prompts, seeds)])
+        again = generate_batch(pipe, cfg, prompts, ["blurry"] * 3, seeds)
     assert np.abs(batched - single).max() < 1e-4
     assert np.abs(batched * 255 - single * 255).max() < 1.0  # at most one uint8 step apart
-    assert np.array_equal(generate_batch(pipe, cfg, prompts, ["blurry"] * 3, seeds), batched)
+    assert np.array_equal(again, batched)
     # the latents of image i depend on seed i only
     shape = (1, 4, 8, 8)
     noise = [torch.randn(shape, generator=torch.Generator().manual_seed(s)) for s in seeds]

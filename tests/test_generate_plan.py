@@ -6,6 +6,11 @@ from collections import Counter
 
 import pandas as pd
 import pytest
+
+from fairforge.config import validate
+from fairforge.config.generate import GenerateConfig
+from fairforge.config.pipeline import PipelineConfig
+from fairforge.errors import ConfigError, ManifestError
 from fairforge.generate.plan import (
     PlanContext,
     build_plan,
@@ -18,11 +23,6 @@ from fairforge.generate.plan import (
     read_deficits,
 )
 from fairforge.generate.prompts import sample_prompt
-
-from fairforge.config import validate
-from fairforge.config.generate import GenerateConfig
-from fairforge.config.pipeline import PipelineConfig
-from fairforge.errors import ConfigError, ManifestError
 from fairforge.taxonomy import Taxonomy
 
 TAXONOMY = Taxonomy()
@@ -174,3 +174,21 @@ def test_top_up_makes_exactly_the_deficits_with_fresh_k(tmp_path):
 def test_bad_deficits_name_file_row_and_column(tmp_path, rows, match):
     with pytest.raises(ManifestError, match=match):
         read_deficits(_deficits(tmp_path, rows), TAXONOMY)
+
+
+def test_diffusion_label_switch_makes_whole_face_synthesis_fake(tmp_path):
+    plan = _plan(tmp_path, validate(GenerateConfig, {"diffusion_label": "fake"}), count=1)
+    assert (plan.rows["label"] == 1).all()
+    assert (_plan(tmp_path / "real", count=1).rows.query("method == 'diffusion'")["label"] == 0).all()
+
+
+def test_shards_split_the_plan_like_accelerate():
+    from fairforge.generate.job import parse_shard, shard_slice
+
+    items = list(range(10))
+    parts = [shard_slice(items, i, 3) for i in range(3)]
+    assert parts == [[0, 1, 2, 3], [4, 5, 6], [7, 8, 9]]
+    assert parse_shard("2/16") == (2, 16) and parse_shard(None) == (0, 1)
+    for bad in ("3/3", "a/b", "1"):
+        with pytest.raises(ConfigError, match="--shard"):
+            parse_shard(bad)

@@ -122,6 +122,10 @@ class SplitConfig(StrictModel):
     test: float = Field(0.1, ge=0.0)
     #: Keep a split a real manifest already assigns (its identity group follows it).
     keep_existing: bool = False
+    #: Columns whose shared values put rows in one identity group (`id` always). Swaps drawn across
+    #: cells can chain every face together; `[identity]` groups a fake with its target face only and
+    #: removes the fakes whose source face lands in another split (reason `split_crossing`).
+    links: list[Literal["identity", "src_id", "dst_id"]] = ["identity", "src_id", "dst_id"]
 
     @model_validator(mode="after")
     def _sum_to_one(self) -> SplitConfig:
@@ -152,8 +156,11 @@ class BalanceConfig(StrictModel):
     method_mix: dict[str, float] = {"diffusion": 0.5, "sbi": 0.25, "inswapper": 0.25}
     #: Whether cells include the age bin (generate's plan does by default).
     with_age: bool = True
-    #: Restrict the target to these cells (`gender-race-age` or `gender-race` keys); None: every cell.
+    #: Restrict the target to these cells (`gender-race-age`, or `gender-race` for all its ages).
+    #: None: the cells `generate.cells` names (every cell when that is None too).
     cells: list[str] | None = None
+    #: Only these age bins (None: `generate.ages`, else every bin of the taxonomy).
+    ages: list[str] | None = None
     loop: LoopConfig = LoopConfig()
     mix: MixConfig = MixConfig()
     split: SplitConfig = SplitConfig()
