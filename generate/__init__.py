@@ -3,11 +3,30 @@
 `run_generate(cfg, out, seed=..., taxonomy=..., options=JobOptions(...))` runs the job (what
 `fairforge generate` calls); `regenerate(out, id, cfg)` remakes one image from its manifest row;
 `self_blend` is the SBI recipe on one face; `build_detector` the face detector registry.
+Exports load on first use, so `fairforge --help` does not import OpenCV and pandas.
 """
 
-from .faces import DETECTORS, build_detector
-from .job import JobOptions, run_generate
-from .regenerate import regenerate
-from .sbi import self_blend
+from __future__ import annotations
 
-__all__ = ["DETECTORS", "JobOptions", "build_detector", "regenerate", "run_generate", "self_blend"]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "DETECTORS": "faces",
+    "build_detector": "faces",
+    "JobOptions": "job",
+    "run_generate": "job",
+    "regenerate": "reproduce",
+    "self_blend": "sbi",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = sorted(_EXPORTS)

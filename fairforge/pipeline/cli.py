@@ -27,7 +27,7 @@ def _check(args: argparse.Namespace) -> int:
     from .preflight import missing_pieces
 
     cfg = load_pipeline_config(args.config, preset=args.preset, overrides=args.overrides)
-    missing = missing_pieces(cfg.model_dump(mode="json", by_alias=True))
+    missing = missing_pieces(cfg.model_dump(mode="json", by_alias=True), type(cfg)().model_dump(mode="json", by_alias=True))
     for line in missing:
         print(f"missing: {line}")
     print(f"pipeline check: preset {args.preset!r}: " + ("ready" if not missing else f"{len(missing)} missing piece(s)"))

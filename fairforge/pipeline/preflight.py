@@ -62,11 +62,23 @@ def _hint(value: str) -> str:
     return "a local file or folder the config names"
 
 
-def missing_pieces(config: dict[str, Any], skip_prefixes: tuple[str, ...] = ("train.output_dir", "cache_dir")) -> list[str]:
-    """One line per missing local file: `key.path: PATH is missing (where to get it)`."""
+def missing_pieces(
+    config: dict[str, Any],
+    defaults: dict[str, Any] | None = None,
+    skip_prefixes: tuple[str, ...] = ("train.output_dir", "cache_dir"),
+) -> list[str]:
+    """One line per missing local file: `key.path: PATH is missing (where to get it)`.
+
+    Values equal to the config model's defaults are not checked: a default location (e.g.
+    insightface's `~/.insightface`) matters only to a backend the config selects, and a preset
+    that selects it names the path explicitly.
+    """
+    default_values = dict(_walk(defaults)) if defaults else {}
     lines = []
     for key, value in _walk(config):
         if not isinstance(value, str) or not value or key.startswith(skip_prefixes):
+            continue
+        if default_values.get(key) == value:
             continue
         if _looks_local(key, value) and not Path(os.path.expanduser(value)).exists():
             lines.append(f"{key}: {value} is missing ({_hint(value)})")
@@ -76,7 +88,7 @@ def missing_pieces(config: dict[str, Any], skip_prefixes: tuple[str, ...] = ("tr
 def check_required(ctx: Any) -> None:
     """Raise one `MissingModelError` listing every missing piece of the run's config."""
     config = ctx.cfg.model_dump(mode="json", by_alias=True)
-    missing = missing_pieces(config)
+    missing = missing_pieces(config, type(ctx.cfg)().model_dump(mode="json", by_alias=True))
     if missing:
         listing = "\n  - ".join(missing)
         raise MissingModelError(
