@@ -209,36 +209,36 @@ def card_body(
 
 
 def _filters_text(filters: Mapping[str, Any]) -> str:
-    """The balance settings in a sentence (from DIR/provenance.json)."""
+    """The balance settings in two sentences (from DIR/provenance.json)."""
     if not filters:
         return "The balance stage's settings were not recorded."
-    verify = filters.get("verify", {})
+    verify, face = filters.get("verify", {}), filters.get("face", {})
     match = verify.get("match", [])
-    tau = {k: v for k, v in verify.get("tau", {}).items() if k in match}
-    checked = (
-        f"the attribute classifier confirmed the intended {', '.join(match)} (confidence at least {tau})"
-        if match
-        else "(attribute verification was off: the classifier's verdicts are recorded in pred_* only)"
-    )
-    face = filters.get("face", {})
-    face_text = {
-        "manifest": f"the generator's face detector scored it at least {face.get('min_score')}",
-        "dlib": f"dlib found a face scoring at least {face.get('min_score')}",
-    }.get(face.get("detector"), "(no face check)")
-    parts = [
-        f"An image was kept only when {checked}",
-        face_text,
+    conditions = []
+    if match:
+        tau = {k: v for k, v in verify.get("tau", {}).items() if k in match}
+        conditions.append(
+            f"the attribute classifier confirmed the intended {', '.join(match)} (confidence at least {tau})"
+        )
+    if face.get("detector") == "manifest":
+        conditions.append(f"the generator's face detector scored it at least {face.get('min_score')}")
+    elif face.get("detector") == "dlib":
+        conditions.append(f"dlib found a face scoring at least {face.get('min_score')}")
+    conditions += [
         f"it was at least {filters.get('min_size')} px",
         f"sharp (variance of Laplacian >= {filters.get('sharpness', {}).get('min')})",
         f"not a near duplicate (perceptual hash within {filters.get('dedup', {}).get('max_hamming')} bits)",
     ]
     if filters.get("identity", {}).get("model"):
-        parts.append(
+        conditions.append(
             f"not the same identity as an earlier image (face-embedding cosine < {filters['identity']['threshold']})"
         )
+    text = "An image was kept only when " + "; ".join(conditions) + "."
+    if not match:
+        text += " Attribute verification was off: the classifier's verdicts are recorded in pred_* only."
     return (
-        ", ".join(parts)
-        + f". Each cell was then capped at {filters.get('target_per_cell')} images, split over methods as "
+        text
+        + f" Each cell was then capped at {filters.get('target_per_cell')} images, split over methods as "
         + f"{filters.get('method_mix')}."
     )
 

@@ -76,6 +76,10 @@ KNOWN: dict[str, License] = {
     ),
 }
 UNKNOWN_LICENSE = License("unknown: check the model's own card", True)
+#: Generator names that are algorithms, not models (matched exactly).
+ALGORITHMS: dict[str, License] = {
+    "sbi": License("apache-2.0 (self-blended images: fairforge's implementation of an algorithm, no model)", False),
+}
 
 
 def license_of(name: str, overrides: Mapping[str, LicenseConfig] | None = None) -> License:
@@ -84,6 +88,8 @@ def license_of(name: str, overrides: Mapping[str, LicenseConfig] | None = None) 
     for key, value in (overrides or {}).items():
         if key.lower() in lowered:
             return License(value.license, value.non_commercial, value.url)
+    if lowered in ALGORITHMS:
+        return ALGORITHMS[lowered]
     if _is_tiny(name):
         return KNOWN["tiny:"]
     for key, value in KNOWN.items():

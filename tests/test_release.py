@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from fairforge.balance.release import ARROW, release_files, run_release
-from fairforge.balance.run import run_balance
 from PIL import Image
 from test_balance_lib import config, face_like, make_set, row, write_set
 
+from fairforge.balance.release import ARROW, release_files, run_release
+from fairforge.balance.run import run_balance
 from fairforge.cli import main
 from fairforge.config.balance import ReleaseConfig
 from fairforge.manifest import read_manifest
