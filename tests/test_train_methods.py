@@ -13,16 +13,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
+from torch import nn
+from torch.func import functional_call
+
+from fairforge.config.train import TrainConfig
 from fairforge.train.efficient_sam import ORTHOGONAL, PERTURBATION, efficient_sam_update
 from fairforge.train.losses import bilevel_cvar, ldam_margins
 from fairforge.train.methods import StepContext, get_method
 from fairforge.train.methods.roga import ALIGN
 from fairforge.train.optim import build_optimizer
 from fairforge.train.sam import SAM
-from torch import nn
-from torch.func import functional_call
-
-from fairforge.config.train import TrainConfig
 
 
 class TinyNet(nn.Module):
@@ -211,9 +211,8 @@ def test_looksam_reuses_the_orthogonal_component() -> None:
 
 
 def test_pg_fdd_network_and_losses(tiny_cache) -> None:  # noqa: ANN001
-    from fairforge.train.methods.base import DataInfo
-
     from fairforge.taxonomy import DEFAULT_TAXONOMY
+    from fairforge.train.methods.base import DataInfo
 
     cfg = TrainConfig(method="pg_fdd")
     cfg.model.backbone = "tiny"

@@ -14,9 +14,10 @@ import pytest
 import torch
 from accelerate import Accelerator, debug_launcher
 from accelerate.state import AcceleratorState
-from fairforge.train.run import load_config, train
 from safetensors.torch import load_file
 from test_train_data import make_toy_manifest
+
+from fairforge.train.run import load_config, train
 
 #: name -> `--set` overrides of the tiny preset (ddfg on the tiny backbone, 64 px)
 CASES: dict[str, tuple[str, ...]] = {
@@ -53,6 +54,38 @@ def test_method_trains_two_steps_in_one_process(case: str, toy: Path, tmp_path: 
     _check_weights(_run(toy, tmp_path / case, case))
 
 
+def _ranks_agree(accelerator: Accelerator) -> dict[str, bool]:
+    """The custom updates (RoGA's, efficient SAM's reuse steps) leave every process with the same weights,
+    though each process sees different data (for RoGA even a different number of domains)."""
+    from test_train_methods import TinyNet, _batch, _ctx, _sam_cfg
+
+    from fairforge.config.train import TrainConfig
+    from fairforge.train.efficient_sam import efficient_sam_update
+    from fairforge.train.methods import get_method
+
+    rank = accelerator.process_index
+    batch = _batch(seed=4 + rank)
+    if rank == 0:
+        batch = {k: v[batch["domain"] < 2] for k, v in batch.items()}
+    agree = {}
+    roga = TrainConfig(method="roga")
+    roga.optimizer.name = "sgd"
+    sam = _sam_cfg(every=2)
+    look = _sam_cfg(every=2, reuse="looksam")
+    for name, cfg in {"roga": roga, "sam_every2": sam, "looksam_every2": look}.items():
+        ctx = _ctx(TinyNet(), cfg, update_rule=efficient_sam_update)
+        for step in range(2):
+            ctx.step = step
+            if name == "roga":
+                get_method("roga").training_step(ctx, batch)
+            else:
+                ctx.update(lambda ctx=ctx: ctx.unwrapped.losses(batch, ctx.model(batch)))
+        flat = torch.cat([p.detach().flatten() for p in ctx.unwrapped.parameters()])
+        both = accelerator.gather(flat[None])
+        agree[name] = bool(torch.allclose(both[0], both[1], atol=1e-6))
+    return agree
+
+
 def _all_cases_in_this_process(toy: Path, out: Path) -> None:
     # A forked child inherits the parent's one-process Accelerate state: reset it to join the group.
     AcceleratorState._reset_state(reset_partial_state=True)
@@ -60,8 +93,10 @@ def _all_cases_in_this_process(toy: Path, out: Path) -> None:
     accelerator = Accelerator(cpu=True)
     for case in CASES:
         _run(toy, out / case, case)
+    agree = _ranks_agree(accelerator)
     if accelerator.is_main_process:
-        (out / "report.json").write_text(json.dumps({"num_processes": accelerator.num_processes}))
+        report = {"num_processes": accelerator.num_processes, "ranks_agree": agree}
+        (out / "report.json").write_text(json.dumps(report))
 
 
 @pytest.mark.slow
@@ -71,7 +106,9 @@ def test_every_method_trains_two_steps_on_two_processes(toy: Path, tmp_path: Pat
     quick = make_toy_manifest(tmp_path / "data", n=16, size=32)  # no validation rows: predict is tested above
     script = [sys.executable, __file__, str(quick), str(tmp_path)]
     subprocess.run(script, check=True, timeout=600, env={**os.environ, "FAIRFORGE_CACHE": str(tiny_cache)})
-    assert json.loads((tmp_path / "report.json").read_text())["num_processes"] == 2
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["num_processes"] == 2
+    assert report["ranks_agree"] == {"roga": True, "sam_every2": True, "looksam_every2": True}
     for case in CASES:
         _check_weights(tmp_path / case / "final" / "model.safetensors")
 

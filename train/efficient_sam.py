@@ -35,6 +35,7 @@ import torch
 from ..errors import ConfigError
 from .methods.base import LossFn, StepContext, StepLogs
 from .sam import SAM
+from .tensorlists import dot, norm
 from .updates import detached, register_update, sam_update
 
 #: per-parameter keys in `SAM.state` (never part of `state_dict`: that is the base optimizer's)
@@ -44,14 +45,6 @@ ORTHOGONAL = "efficient_sam_gv"
 
 def _params(sam: SAM) -> list[torch.Tensor]:
     return [p for group in sam.param_groups for p in group["params"]]
-
-
-def _global_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
-    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(tensors, 2.0)), 2.0)
-
-
-def _dot(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
-    return torch.stack([(x * y).sum() for x, y in zip(a, b)]).sum()
 
 
 def _has_stored(sam: SAM, key: str) -> bool:
@@ -118,8 +111,8 @@ def _full_update(ctx: StepContext, sam: SAM, loss_fn: LossFn, looksam: bool) -> 
         # g_v = g_s - (g_s . g^) g^ with g^ the unit ascent direction (g / ||g|| for plain SAM)
         with torch.no_grad():
             sharp = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-            unit = torch._foreach_div(ascent, _global_norm(ascent).clamp_min(1e-24))
-            orthogonal = torch._foreach_sub(sharp, torch._foreach_mul(unit, _dot(sharp, unit)))
+            unit = torch._foreach_div(ascent, norm(ascent).clamp_min(1e-24))
+            orthogonal = torch._foreach_sub(sharp, torch._foreach_mul(unit, dot(sharp, unit)))
             if ctx.accelerator.num_processes > 1:  # local ascents differ: agree on one g_v everywhere
                 flat = ctx.accelerator.reduce(torch.cat([t.flatten() for t in orthogonal]), reduction="mean")
                 orthogonal = list(flat.split([t.numel() for t in orthogonal]))
@@ -160,7 +153,7 @@ def _reuse_update(ctx: StepContext, sam: SAM, loss_fn: LossFn, looksam: bool) ->
         params = [p for p in _params(sam) if p.grad is not None and ORTHOGONAL in sam.state[p]]
         grads = [p.grad for p in params]
         stored = [sam.state[p][ORTHOGONAL] for p in params]
-        scale = ctx.config.optimizer.looksam_alpha * _global_norm(grads) / _global_norm(stored).clamp_min(1e-12)
+        scale = ctx.config.optimizer.looksam_alpha * norm(grads) / norm(stored).clamp_min(1e-12)
         torch._foreach_add_(grads, torch._foreach_mul(stored, scale))
     _finish(ctx, sam, unscaled=True)
     return detached(losses)

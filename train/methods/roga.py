@@ -42,6 +42,7 @@ precision).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -49,25 +50,20 @@ from torch import nn
 from ...config.train import TrainConfig
 from ...errors import ConfigError
 from ..sam import bn_update_off
+from ..tensorlists import dot, norm
 from . import register_method
 from .base import Batch, StepContext, StepLogs
 from .erm import ERM
+
+if TYPE_CHECKING:
+    from accelerate import Accelerator
 
 #: alignment rules: (h_k, g) -> aligned h_k, each a list of per-parameter tensors
 AlignFn = Callable[[list[torch.Tensor], list[torch.Tensor]], list[torch.Tensor]]
 
 
-def _dot(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
-    return torch.stack([(x * y).sum() for x, y in zip(a, b)]).sum()
-
-
-def _norm(a: list[torch.Tensor]) -> torch.Tensor:
-    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(a, 2.0)), 2.0)
-
-
 def _align_pcgrad(h: list[torch.Tensor], g: list[torch.Tensor]) -> list[torch.Tensor]:
-    dot = _dot(h, g)
-    coef = dot.clamp_max(0.0) / _dot(g, g).clamp_min(1e-24)
+    coef = dot(h, g).clamp_max(0.0) / dot(g, g).clamp_min(1e-24)
     return torch._foreach_sub(h, torch._foreach_mul(g, coef))
 
 
@@ -82,17 +78,17 @@ ALIGN: dict[str, AlignFn] = {
 }
 
 
-def _grads(params: list[torch.Tensor]) -> list[torch.Tensor]:
-    """The current gradients (zeros where a parameter got none), detached copies; then cleared."""
-    out = [p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p) for p in params]
+def _take_grads(params: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The gradients (zeros where a parameter got none), taken out of `.grad` (left None): no copy."""
+    out = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
     for p in params:
         p.grad = None
     return out
 
 
-def _flat_mean(acc: object, tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+def _flat_mean(acc: Accelerator, tensors: list[torch.Tensor]) -> list[torch.Tensor]:
     """All-reduce (mean over processes) a list of tensors as one flat buffer."""
-    flat = acc.reduce(torch.cat([t.flatten() for t in tensors]), reduction="mean")  # type: ignore[attr-defined]
+    flat = acc.reduce(torch.cat([t.flatten() for t in tensors]), reduction="mean")
     return [part.view_as(t) for part, t in zip(flat.split([t.numel() for t in tensors]), tensors)]
 
 
@@ -115,7 +111,7 @@ def roga_direction(
     per_domain: list[list[torch.Tensor]] = []
     for loss_k in domain_losses:
         loss_k().backward()
-        per_domain.append(_grads(params))
+        per_domain.append(_take_grads(params))
     g = [torch.zeros_like(p) for p in params]
     for w_k, g_k in zip(weights, per_domain):
         torch._foreach_add_(g, g_k, alpha=w_k)
@@ -125,19 +121,19 @@ def roga_direction(
     aligned = [torch.zeros_like(p) for p in params]
     with bn_update_off(model):
         for loss_k, g_k in zip(domain_losses, per_domain):
-            step = torch._foreach_mul(g_k, rho / (_norm(g_k) + 1e-12))
+            step = torch._foreach_mul(g_k, rho / (norm(g_k) + 1e-12))
             with torch.no_grad():
                 saved = [p.detach().clone() for p in params]
                 torch._foreach_add_(params, step)
             loss_k().backward()
-            h_k = _grads(params)
+            h_k = _take_grads(params)
             with torch.no_grad():
                 for p, old in zip(params, saved):
                     p.copy_(old)
             torch._foreach_add_(aligned, align(h_k, g), alpha=1.0 / len(domain_losses))
     if reduce is not None:
         aligned = reduce(aligned)
-    cos = _dot(aligned, g) / (_norm(aligned) * _norm(g)).clamp_min(1e-24)
+    cos = dot(aligned, g) / (norm(aligned) * norm(g)).clamp_min(1e-24)
     direction = torch._foreach_add(g, aligned, alpha=weight)
     return direction, {"domains": torch.tensor(float(len(domain_losses))), "align_cos": cos.detach()}
 
@@ -162,7 +158,7 @@ class RoGA(ERM):
         values, counts = torch.unique(domain, return_counts=True)
         present = values.tolist()  # the number of passes depends on the data: a host sync, once per step
         weights = (counts / domain.numel()).tolist()
-        first: dict[str, torch.Tensor] = {}
+        first: dict[int, torch.Tensor] = {}
 
         def loss_of(k: int) -> Callable[[], torch.Tensor]:
             rows = domain == k
