@@ -16,10 +16,10 @@ import time
 import warnings
 
 import numpy as np
-from fairforge.evaluate import fairness_report
 from fairlearn.metrics import MetricFrame, false_positive_rate, selection_rate, true_positive_rate
 from sklearn import metrics as skm
 
+from fairforge.evaluate import fairness_report
 from fairforge.taxonomy import DEFAULT_TAXONOMY
 
 

@@ -122,7 +122,9 @@ def to_table(rows: pd.DataFrame | Iterable[Mapping[str, Any]] | pa.Table, file: 
                 array = pa.array(_clean(values, dtype), type=dtype, from_pandas=True)
         except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError, TypeError, OverflowError) as exc:
             row = _first_bad_row(values, dtype)
-            raise ManifestError(file, f"expected {dtype}, got {values.iloc[row]!r} ({exc})", row=row, column=name) from None
+            raise ManifestError(
+                file, f"expected {dtype}, got {values.iloc[row]!r} ({exc})", row=row, column=name
+            ) from None
         arrays.append(array)
         fields.append(pa.field(name, array.type))
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
@@ -216,7 +218,13 @@ def row_problems(
     dup = ids.duplicated(keep="first").to_numpy() & ids.notna().to_numpy()
     add(dup, "id", lambda v: f"duplicate id {v!r}")
     paths = frame["path"]
-    bad_path = np.array([p is not None and not (isinstance(p, float) and np.isnan(p)) and check_relative_path(p) is not None for p in paths.tolist()], dtype=bool)
+    bad_path = np.array(
+        [
+            p is not None and not (isinstance(p, float) and np.isnan(p)) and check_relative_path(p) is not None
+            for p in paths.tolist()
+        ],
+        dtype=bool,
+    )
     add(bad_path, "path", lambda v: f"path {check_relative_path(v)}")
     dup_path = paths.duplicated(keep="first").to_numpy() & paths.notna().to_numpy()
     add(dup_path, "path", lambda v: f"duplicate path {v!r}")
@@ -241,7 +249,10 @@ def row_problems(
             bad = frame[conf].notna().to_numpy() & ~((values >= 0) & (values <= 1)).to_numpy()
             add(bad, conf, lambda v, c=conf: f"{c} must be a probability in [0, 1], got {v!r}")
     if check_files and root is not None:
-        exists = np.array([isinstance(p, str) and check_relative_path(p) is None and (root / p).is_file() for p in paths.tolist()], dtype=bool)
+        exists = np.array(
+            [isinstance(p, str) and check_relative_path(p) is None and (root / p).is_file() for p in paths.tolist()],
+            dtype=bool,
+        )
         add(~exists & ~bad_path, "path", lambda v: f"image file {v!r} does not exist under {root}")
     problems.sort(key=lambda p: p[0])
     return problems
@@ -271,7 +282,9 @@ def resolve_manifest_path(path: str | os.PathLike[str]) -> Path:
     if p.is_dir():
         p = p / MANIFEST_NAME
     if not p.is_file():
-        raise ManifestError(str(p), "manifest not found (expected a .parquet file or a folder holding manifest.parquet)")
+        raise ManifestError(
+            str(p), "manifest not found (expected a .parquet file or a folder holding manifest.parquet)"
+        )
     return p
 
 

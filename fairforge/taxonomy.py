@@ -74,9 +74,7 @@ class Taxonomy:
                 raise ValueError(f"taxonomy.race_map[{key!r}]: {value!r} is not one of races {list(self.races)}")
         for key, value in self.gender_map.items():
             if value not in self.genders:
-                raise ValueError(
-                    f"taxonomy.gender_map[{key!r}]: {value!r} is not one of genders {list(self.genders)}"
-                )
+                raise ValueError(f"taxonomy.gender_map[{key!r}]: {value!r} is not one of genders {list(self.genders)}")
 
     # ---- groups ---------------------------------------------------------------------------
     @property

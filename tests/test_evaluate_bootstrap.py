@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sklearn.metrics import roc_auc_score
+
 from fairforge.evaluate import bootstrap_stats, fairness_report
 from fairforge.evaluate.bootstrap import draw_counts, plan_bins, resample_stats
 from fairforge.evaluate.groups import make_cells
 from fairforge.evaluate.stats import group_stats
-from sklearn.metrics import roc_auc_score
 
 
 def _data(n: int, seed: int, decimals: int | None = None):

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from fairforge.evaluate import fairness_report, read_predictions
 from PIL import Image
 
 from fairforge.cli import main
 from fairforge.errors import ManifestError
+from fairforge.evaluate import fairness_report, read_predictions
 
 
 def write_predictions(path: Path, source: str | None, n: int = 800, seed: int = 0, shift: float = 0.2) -> pd.DataFrame:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from fairforge.evaluate import FAIRNESS_METRICS, GROUP_METRICS, fairness_report
 from fairlearn.metrics import (
     MetricFrame,
     demographic_parity_difference,
@@ -14,6 +13,7 @@ from fairlearn.metrics import (
 )
 from sklearn.metrics import accuracy_score
 
+from fairforge.evaluate import FAIRNESS_METRICS, GROUP_METRICS, fairness_report
 from fairforge.taxonomy import DEFAULT_TAXONOMY
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sklearn import metrics as skm
+
 from fairforge.evaluate import fairness_report
 from fairforge.evaluate.groups import make_cells
 from fairforge.evaluate.stats import group_stats
-from sklearn import metrics as skm
 
 # Two groups of four rows; every count below is worked out by hand at threshold 0.5.
 LABELS = [1, 1, 0, 0, 1, 0, 0, 0]

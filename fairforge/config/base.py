@@ -106,7 +106,9 @@ def format_validation_error(exc: ValidationError, prefix: str = "") -> str:
     """One line per problem: `key.path: expected float, got 'abc'`."""
     lines = []
     for err in exc.errors():
-        path = _loc_to_path(tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))), prefix)
+        path = _loc_to_path(
+            tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))), prefix
+        )
         kind = err["type"]
         got = err.get("input")
         if kind == "extra_forbidden":

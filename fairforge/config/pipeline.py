@@ -7,8 +7,10 @@ differ only where their preset says.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
@@ -62,6 +64,11 @@ class PipelineConfig(StrictModel):
 
     version: int = 1
     preset: str = "tiny"
+    train_config: str | None = Field(
+        None,
+        description="a train YAML (path relative to pipelines.yaml, or a shipped name: ddfg, tiny, pg_fdd...) "
+        "that the `train:` section is merged over",
+    )
     seed: int = 0
     cache_dir: str | None = None
     taxonomy: TaxonomyConfig = TaxonomyConfig()
@@ -96,6 +103,34 @@ def merge_preset(raw: dict[str, Any], preset: str | None, source: str = "pipelin
     return merged
 
 
+def shipped_train_config(name: str) -> Path:
+    """`train/configs/<name>.yaml` of the installed package, found without importing torch."""
+    spec = importlib.util.find_spec("fairforge.train")
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    for folder in folders:
+        candidate = Path(folder) / "configs" / f"{name}.yaml"
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(f"train_config: {name!r} is neither a file nor a shipped train config (train/configs/*.yaml)")
+
+
+def resolve_train_config(raw: dict[str, Any], base_dir: Path) -> dict[str, Any]:
+    """Merge the `train:` section over the train YAML that `train_config` names (one recipe, one file)."""
+    ref = raw.get("train_config")
+    if not ref:
+        return raw
+    path = Path(os.path.expanduser(str(ref)))
+    if not path.is_absolute():
+        path = base_dir / path
+    if not path.is_file():
+        path = shipped_train_config(str(ref)) if not Path(str(ref)).suffix else path
+    if not path.is_file():
+        raise ConfigError(f"train_config: {ref!r}: file not found ({path})")
+    out = dict(raw)
+    out["train"] = deep_merge(load_yaml(path), raw.get("train") or {})
+    return out
+
+
 def load_pipeline_config(
     path: str | os.PathLike[str],
     preset: str | None = "tiny",
@@ -104,4 +139,5 @@ def load_pipeline_config(
     """pipelines.yaml -> preset -> `--set` overrides -> validated `PipelineConfig`."""
     raw = merge_preset(load_yaml(path), preset, str(path))
     raw = apply_overrides(raw, overrides)
+    raw = resolve_train_config(raw, Path(path).resolve().parent)
     return validate(PipelineConfig, raw)

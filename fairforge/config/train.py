@@ -38,7 +38,9 @@ class DataConfig(StrictModel):
         default_factory=list, description="validation manifests; empty: the `val_split` rows of the training manifests"
     )
     train_split: str | None = Field("train", description="use only rows with this `split` (null: every row)")
-    val_split: str | None = "val"
+    val_split: str | None = Field(
+        "val", description="validation rows: this split of data.val (or of data.train when data.val is empty)"
+    )
     resolution: int = Field(256, gt=0)
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)

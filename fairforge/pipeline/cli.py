@@ -27,10 +27,14 @@ def _check(args: argparse.Namespace) -> int:
     from .preflight import missing_pieces
 
     cfg = load_pipeline_config(args.config, preset=args.preset, overrides=args.overrides)
-    missing = missing_pieces(cfg.model_dump(mode="json", by_alias=True), type(cfg)().model_dump(mode="json", by_alias=True))
+    missing = missing_pieces(
+        cfg.model_dump(mode="json", by_alias=True), type(cfg)().model_dump(mode="json", by_alias=True)
+    )
     for line in missing:
         print(f"missing: {line}")
-    print(f"pipeline check: preset {args.preset!r}: " + ("ready" if not missing else f"{len(missing)} missing piece(s)"))
+    print(
+        f"pipeline check: preset {args.preset!r}: " + ("ready" if not missing else f"{len(missing)} missing piece(s)")
+    )
     return 1 if missing else 0
 
 
@@ -42,15 +46,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "whose config and inputs did not change.",
     )
     sub = parser.add_subparsers(dest="pipeline_command", metavar="<run|check>")
-    for name, func, text in (("run", _run, "run the stages"), ("check", _check, "list what the preset needs that is missing")):
+    for name, func, text in (
+        ("run", _run, "run the stages"),
+        ("check", _check, "list what the preset needs that is missing"),
+    ):
         p = sub.add_parser(name, help=text)
         p.add_argument("config", help="pipelines.yaml")
         p.add_argument("--preset", default="tiny", help="tiny (embedded default) or full")
-        p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="config override")
+        p.add_argument(
+            "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="config override"
+        )
         if name == "run":
             p.add_argument("--out", required=True, help="RUN_DIR: each stage writes under RUN_DIR/<stage>/")
             p.add_argument("--from", dest="from_stage", help="start at this stage")
             p.add_argument("--to", dest="to_stage", help="stop after this stage")
-            p.add_argument("--force", action="append", default=[], metavar="STAGE", help="rerun this stage even if up to date")
+            p.add_argument(
+                "--force", action="append", default=[], metavar="STAGE", help="rerun this stage even if up to date"
+            )
         p.set_defaults(func=func)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)

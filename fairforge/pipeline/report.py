@@ -123,7 +123,9 @@ def write_run_report(ctx: StageContext, results: Sequence[StageResult]) -> Path:
     if counts:
         md += ["## The balanced set", "", _table(*counts), ""]
         body.append("<h2>The balanced set</h2>" + _html_table(*counts))
-        sheets = sorted((run_dir / "balance").glob("*contact*.png")) + sorted((run_dir / "balance").glob("*heatmap*.png"))
+        sheets = sorted((run_dir / "balance").glob("*contact*.png")) + sorted(
+            (run_dir / "balance").glob("*heatmap*.png")
+        )
         for sheet in sheets:
             md += [f"![{sheet.name}](balance/{sheet.name})", ""]
             body.append(_img_tag(sheet))
@@ -151,7 +153,9 @@ def write_run_report(ctx: StageContext, results: Sequence[StageResult]) -> Path:
         if gap:
             gap_rows = [[k, v] for k, v in gap.items() if not isinstance(v, dict)]
             md += ["### Fairness generalization gap (cross minus intra)", "", _table(["metric", "gap"], gap_rows), ""]
-            body.append("<h3>Fairness generalization gap (cross minus intra)</h3>" + _html_table(["metric", "gap"], gap_rows))
+            body.append(
+                "<h3>Fairness generalization gap (cross minus intra)</h3>" + _html_table(["metric", "gap"], gap_rows)
+            )
         md += ["Full report: [evaluate/report.html](evaluate/report.html)", ""]
         body.append('<p>Full report: <a href="evaluate/report.html">evaluate/report.html</a></p>')
         for plot in plots[:6]:

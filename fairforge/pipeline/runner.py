@@ -75,7 +75,9 @@ class Stage:
 STAGES: dict[str, Stage] = {}
 
 
-def register_stage(name: str, help: str) -> Callable[[Callable[[StageContext], StagePlan]], Callable[[StageContext], StagePlan]]:
+def register_stage(
+    name: str, help: str
+) -> Callable[[Callable[[StageContext], StagePlan]], Callable[[StageContext], StagePlan]]:
     def wrap(plan: Callable[[StageContext], StagePlan]) -> Callable[[StageContext], StagePlan]:
         STAGES[name] = Stage(name, plan, help)
         return plan
@@ -104,10 +106,13 @@ def select_stages(order: Sequence[str], from_: str | None, to: str | None) -> li
 def _run_command(command: list[str], log_file: Path, env: dict[str, str]) -> int:
     """Run one command, teeing its output to the console and the stage's log."""
     full_env = {**os.environ, **env}
+    command = [str(part) for part in command]
     with open(log_file, "a", encoding="utf-8") as handle:
         handle.write(f"$ {' '.join(command)}\n")
         handle.flush()
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=full_env, text=True, bufsize=1)
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=full_env, text=True, bufsize=1
+        )
         assert process.stdout is not None
         for line in process.stdout:
             handle.write(line)

@@ -21,9 +21,7 @@ SYNTH_SOURCE = "fairforge-synth"
 def _imported(ctx: StageContext, role: str) -> list[tuple[str, Path]]:
     """(name, manifest) of the configured real datasets usable for `role` (train or test)."""
     return [
-        (d.name, ctx.stage_dir("import") / d.name / MANIFEST_NAME)
-        for d in ctx.cfg.datasets
-        if d.role in (role, "both")
+        (d.name, ctx.stage_dir("import") / d.name / MANIFEST_NAME) for d in ctx.cfg.datasets if d.role in (role, "both")
     ]
 
 
@@ -56,7 +54,11 @@ def plan_generate(ctx: StageContext) -> StagePlan:
         [ctx.fairforge("generate", *ctx.config_args(), "--out", out, "--no-progress")],
         [],
         [out / MANIFEST_NAME],
-        {"seed": ctx.cfg.seed, "taxonomy": ctx.cfg.taxonomy.model_dump(), "generate": ctx.cfg.generate.model_dump(mode="json")},
+        {
+            "seed": ctx.cfg.seed,
+            "taxonomy": ctx.cfg.taxonomy.model_dump(),
+            "generate": ctx.cfg.generate.model_dump(mode="json"),
+        },
     )
 
 
@@ -165,4 +167,6 @@ def plan_evaluate(ctx: StageContext) -> StagePlan:
     for p in predictions:
         command += ["--predictions", p]
     command += ["--threshold", str(ctx.cfg.evaluate.threshold), "--bootstrap", str(ctx.cfg.evaluate.bootstrap)]
-    return StagePlan([command], predictions, [out / "report.json"], {"evaluate": ctx.cfg.evaluate.model_dump(mode="json")})
+    return StagePlan(
+        [command], predictions, [out / "report.json"], {"evaluate": ctx.cfg.evaluate.model_dump(mode="json")}
+    )

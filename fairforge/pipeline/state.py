@@ -26,7 +26,13 @@ def hash_files(paths: Iterable[str | os.PathLike[str]]) -> dict[str, str]:
     for path in paths:
         p = Path(path)
         if p.is_dir():
-            files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix in {".parquet", ".json", ".yaml", ".csv", ".jsonl"} and not f.name.startswith("."))
+            files = sorted(
+                f
+                for f in p.rglob("*")
+                if f.is_file()
+                and f.suffix in {".parquet", ".json", ".yaml", ".csv", ".jsonl"}
+                and not f.name.startswith(".")
+            )
         elif p.is_file():
             files = [p]
         else:
