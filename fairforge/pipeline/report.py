@@ -123,12 +123,13 @@ def write_run_report(ctx: StageContext, results: Sequence[StageResult]) -> Path:
     if counts:
         md += ["## The balanced set", "", _table(*counts), ""]
         body.append("<h2>The balanced set</h2>" + _html_table(*counts))
-        sheets = sorted((run_dir / "balance").glob("*contact*.png")) + sorted(
-            (run_dir / "balance").glob("*heatmap*.png")
-        )
+        # balance's own report: the acceptance heatmap (the generator's bias) and a contact sheet per cell
+        report_dir = run_dir / "balance" / "report"
+        sheets = sorted(report_dir.glob("acceptance*.png")) + sorted((report_dir / "contact").glob("*.png"))[:8]
         for sheet in sheets:
-            md += [f"![{sheet.name}](balance/{sheet.name})", ""]
-            body.append(_img_tag(sheet))
+            rel = sheet.relative_to(run_dir).as_posix()
+            md += [f"![{sheet.stem}]({rel})", ""]
+            body.append(f"<h4>{html.escape(sheet.stem)}</h4>" + _img_tag(sheet, 480))
 
     metrics = _training_metrics(run_dir)
     if metrics:
