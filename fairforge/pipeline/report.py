@@ -55,10 +55,12 @@ def _cell_counts(run_dir: Path) -> tuple[list[str], list[list[Any]]] | None:
 
 
 def _training_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    """Per-epoch validation metrics the trainer wrote (metrics.jsonl), if any."""
-    for path in sorted((run_dir / "train").rglob("metrics.jsonl")):
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return []
+    """Per-epoch validation metrics: the history in the newest checkpoint's trainer_state.json."""
+    states = sorted((run_dir / "train").glob("*/checkpoints/step_*/trainer_state.json"))
+    if not states:
+        return []
+    history = json.loads(states[-1].read_text()).get("trainer", {}).get("history", [])
+    return [{k: v for k, v in row.items() if isinstance(v, int | float)} for row in history]
 
 
 def _plot_training(metrics: list[dict[str, Any]], out: Path) -> Path | None:
@@ -70,7 +72,7 @@ def _plot_training(metrics: list[dict[str, Any]], out: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = sorted(series)[:8]
+    keys = [k for k in sorted(series) if k.startswith("val/")][:8] or sorted(series)[:8]
     fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 2.8), squeeze=False)
     x = [m.get("step", m.get("epoch", i)) for i, m in enumerate(metrics)]
     for ax, key in zip(axes[0], keys):
@@ -125,7 +127,7 @@ def write_run_report(ctx: StageContext, results: Sequence[StageResult]) -> Path:
         body.append("<h2>The balanced set</h2>" + _html_table(*counts))
         # balance's own report: the acceptance heatmap (the generator's bias) and a contact sheet per cell
         report_dir = run_dir / "balance" / "report"
-        sheets = sorted(report_dir.glob("acceptance*.png")) + sorted((report_dir / "contact").glob("*.png"))[:8]
+        sheets = sorted(report_dir.glob("acceptance*.png")) + sorted((report_dir / "contact").glob("*.png"))[:4]
         for sheet in sheets:
             rel = sheet.relative_to(run_dir).as_posix()
             md += [f"![{sheet.stem}]({rel})", ""]
