@@ -160,14 +160,16 @@ def _sync(device: torch.device) -> None:
 def interleaved(
     steps: dict[str, Callable[[dict], None]], batches: list[dict], rounds: int, device: torch.device
 ) -> dict[str, float]:
-    """Median seconds per step of each contender, measured in alternating rounds after a warmup."""
+    """Median seconds per step of each contender, measured in rotating rounds after a warmup."""
     for step in steps.values():
         for batch in batches[:2]:
             step(batch)
     _sync(device)
     times: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(rounds):
-        for name, step in steps.items():
+    names = list(steps)
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:  # rotate: no contender always goes first
+            step = steps[name]
             _sync(device)
             start = time.perf_counter()
             for batch in batches:
@@ -221,7 +223,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--precision", choices=["no", "bf16", "fp16"], default="no")
     parser.add_argument("--steps", type=int, default=6, help="steps per round")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--methods", nargs="+", default=list(METHOD_OVERRIDES), help="methods timed against erm")
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers")
     parser.add_argument("--loader-images", type=int, default=512)

@@ -1,4 +1,9 @@
-"""Two really synchronized CPU processes give the weights one process gives on the same global batch."""
+"""Two really synchronized CPU processes give the weights one process gives on the same global batch.
+
+The two processes come from `accelerate.debug_launcher` (which forks), run in a fresh interpreter:
+forking the pytest process after earlier tests ran multi-threaded convolutions can hang the
+children in their first convolution (OpenMP's thread pool does not survive a fork).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,6 @@ from pathlib import Path
 import pytest
 import torch
 from accelerate import PartialState, debug_launcher
-from accelerate.state import AcceleratorState
 from safetensors.torch import load_file
 from test_train_data import make_toy_manifest
 
@@ -38,9 +42,6 @@ def _config(manifest: Path, out: Path, batch_size: int, optimizer: dict) -> dict
 
 
 def _train_and_report(config: dict, report: str) -> None:
-    # A forked child inherits the parent's already-initialized (one-process) Accelerate state;
-    # clear it as accelerate's own tests do, so the child joins the 2-process group.
-    AcceleratorState._reset_state(reset_partial_state=True)
     torch.set_num_threads(1)
     train(load_model(TrainConfig, data=config))
     state = PartialState()
@@ -61,7 +62,7 @@ def test_two_processes_equal_one_process_on_the_same_global_batch(tmp_path: Path
     one = _config(manifest, tmp_path / "one", batch_size=8, optimizer=optimizer)
     _train_and_report(one, str(tmp_path / "one.json"))
     two = _config(manifest, tmp_path / "two", batch_size=4, optimizer=optimizer)
-    debug_launcher(partial(_train_and_report, two, str(tmp_path / "two.json")), num_processes=2)
+    subprocess.run([sys.executable, __file__, json.dumps(two), str(tmp_path / "two.json")], check=True, timeout=600)
 
     assert json.loads((tmp_path / "one.json").read_text())["num_processes"] == 1
     assert json.loads((tmp_path / "two.json").read_text())["num_processes"] == 2
@@ -104,3 +105,7 @@ def test_documented_cpu_launch_command_runs_two_synchronized_processes(tmp_path:
     subprocess.run(command, env=env, check=True, capture_output=True, timeout=300)
     final = out / "checkpoints" / "step_00000002"  # 32 rows / (batch 8 x 2 processes) = 2 updates
     assert sorted(p.name for p in final.glob("random_states_*.pkl")) == ["random_states_0.pkl", "random_states_1.pkl"]
+
+
+if __name__ == "__main__":  # the fresh interpreter that launches the two processes
+    debug_launcher(partial(_train_and_report, json.loads(sys.argv[1]), sys.argv[2]), num_processes=2)

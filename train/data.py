@@ -47,13 +47,21 @@ def load_manifests(
         raise ConfigError(f"{key}: no manifest given")
     frames = [read_manifest(path, taxonomy) for path in paths]
     frame = concat_manifests(frames)
-    root, files = frame.attrs["root"], [f.attrs["file"] for f in frames]
-    if split is not None:
-        frame = frame[frame["split"] == split].reset_index(drop=True)
-        if frame.empty:
-            raise ConfigError(f"{key}: no row with split == {split!r} in {files}")
-    frame.attrs.update(root=root, files=files)
-    return frame
+    frame.attrs["files"] = [f.attrs["file"] for f in frames]
+    return select_split(frame, split, key)
+
+
+def select_split(frame: pd.DataFrame, split: str | None, key: str, required: bool = True) -> pd.DataFrame | None:
+    """The rows of `split` (every row for None); none is an error naming `key`, or None if not `required`."""
+    if split is None:
+        return frame
+    part = frame[frame["split"] == split].reset_index(drop=True)
+    if part.empty:
+        if required:
+            raise ConfigError(f"{key}: no row with split == {split!r} in {frame.attrs['files']}")
+        return None
+    part.attrs.update(root=frame.attrs["root"], files=frame.attrs["files"])
+    return part
 
 
 def _vocab(values: pd.Series, first: str | None = None) -> tuple[str, ...]:
@@ -218,4 +226,5 @@ __all__ = [
     "load_manifests",
     "make_loader",
     "normalize_batch",
+    "select_split",
 ]

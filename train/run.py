@@ -46,7 +46,14 @@ from fairforge.train.checkpoint import (
     save_checkpoint,
     write_model_card,
 )
-from fairforge.train.data import ManifestDataset, data_info, load_manifests, make_loader, normalize_batch
+from fairforge.train.data import (
+    ManifestDataset,
+    data_info,
+    load_manifests,
+    make_loader,
+    normalize_batch,
+    select_split,
+)
 from fairforge.train.devices import no_accelerator
 from fairforge.train.methods import StepContext, get_method
 from fairforge.train.optim import build_optimizer, build_scheduler
@@ -94,16 +101,23 @@ def train(cfg: TrainConfig, resume: str | None = None, taxonomy: Taxonomy = DEFA
     )
     if cfg.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    set_seed(cfg.seed, deterministic=cfg.deterministic)
+    set_seed(cfg.seed)
+    torch.use_deterministic_algorithms(cfg.deterministic)  # process-wide: set either way, never left over
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(output_dir / "config.yaml", dump_yaml(cfg))
 
     # Data: manifests -> vocabularies -> datasets -> loaders. Validation rows come from `data.val`,
     # or from the training manifests' `val_split` rows.
-    train_frame = load_manifests(cfg.data.train, cfg.data.train_split, "data.train", taxonomy)
+    manifests = load_manifests(cfg.data.train, None, "data.train", taxonomy)
+    train_frame = select_split(manifests, cfg.data.train_split, "data.train")
     info = data_info(train_frame, taxonomy)
-    val_frame = _validation_frame(cfg, taxonomy)
+    if cfg.data.val:
+        val_frame = load_manifests(cfg.data.val, cfg.data.val_split, "data.val", taxonomy)
+    else:
+        val_frame = select_split(manifests, cfg.data.val_split, "data.train", required=False)
+        if val_frame is None:
+            logger.warning("no validation: data.val is empty and no training row has split %r", cfg.data.val_split)
     train_set = ManifestDataset(train_frame, info, cfg.data, train=True, skipped_log=output_dir / "skipped_ids.txt")
     sampler = TrainSampler(train_frame, cfg.data, taxonomy, cfg.seed, paired=cfg.data.paired or method.paired_batches)
     train_loader = make_loader(train_set, cfg.data, cfg.data.batch_size, sampler, drop_last=True)
@@ -193,18 +207,6 @@ def train(cfg: TrainConfig, resume: str | None = None, taxonomy: Taxonomy = DEFA
             atomic_write_json(output_dir / "skipped.json", sorted(set(skipped.read_text().split())))
     accelerator.end_training()
     return final
-
-
-def _validation_frame(cfg: TrainConfig, taxonomy: Taxonomy):  # noqa: ANN202 - a DataFrame or None
-    if cfg.data.val:
-        return load_manifests(cfg.data.val, cfg.data.val_split, "data.val", taxonomy)
-    frame = load_manifests(cfg.data.train, None, "data.train", taxonomy)
-    if cfg.data.val_split is None or not (frame["split"] == cfg.data.val_split).any():
-        logger.warning(
-            "no validation rows (data.val is empty and no row has split %r): no validation", cfg.data.val_split
-        )
-        return None
-    return load_manifests(cfg.data.train, cfg.data.val_split, "data.train", taxonomy)
 
 
 def _end_of_epoch(accelerator, method, model, val_loader, val_frame, cfg, state, info, output_dir) -> dict[str, Any]:  # noqa: ANN001
