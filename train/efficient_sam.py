@@ -36,7 +36,7 @@ from ..errors import ConfigError
 from .methods.base import LossFn, StepContext, StepLogs
 from .sam import SAM
 from .tensorlists import dot, norm
-from .updates import detached, register_update, sam_update
+from .updates import detached, finish_sam_update, register_update, sam_update
 
 #: per-parameter keys in `SAM.state` (never part of `state_dict`: that is the base optimizer's)
 PERTURBATION = "efficient_sam_e"
@@ -58,28 +58,9 @@ def _forget(sam: SAM) -> None:
 
 
 def _finish(ctx: StepContext, sam: SAM, unscaled: bool = False) -> bool:
-    """After the last backward: unscale (unless done), clip, restore w, base step, zero, scheduler.
-
-    Returns whether the base optimizer stepped (an fp16 overflow skips it and forgets the stored direction).
-    """
-    scaler = ctx.accelerator.scaler
-    if scaler is not None and not unscaled:
-        scaler.unscale_(sam.base_optimizer)
-    if ctx.config.max_grad_norm:
-        torch.nn.utils.clip_grad_norm_(ctx.model.parameters(), ctx.config.max_grad_norm)
-    sam.restore()
-    stepped = True
-    if scaler is not None:
-        scale = scaler.get_scale()
-        scaler.step(sam.base_optimizer)
-        scaler.update()
-        stepped = scaler.get_scale() >= scale
-    else:
-        sam.base_optimizer.step()
-    sam.zero_grad(set_to_none=True)
-    if stepped:
-        ctx.scheduler.step()
-    else:
+    """The SAM rule's finish; an fp16 overflow also forgets the stored direction."""
+    stepped = finish_sam_update(ctx, sam, unscaled)
+    if not stepped:
         _forget(sam)
     return stepped
 

@@ -32,7 +32,7 @@ import torch
 
 from ..errors import ConfigError
 from .methods.base import LossFn, StepContext, StepLogs
-from .sam import bn_update_off
+from .sam import SAM, bn_update_off
 
 UpdateFn = Callable[[StepContext, LossFn], StepLogs]
 _RULES: dict[str, UpdateFn] = {}
@@ -103,10 +103,22 @@ def sam_update(ctx: StepContext, loss_fn: LossFn) -> StepLogs:
     sam.first_step(zero_grad=True, grad_norm=norm)
     with bn_update_off(model):
         acc.backward(loss_fn()["overall"])
-    if scaler is not None:
+    finish_sam_update(ctx, sam)
+    return detached(losses)
+
+
+def finish_sam_update(ctx: StepContext, sam: SAM, unscaled: bool = False) -> bool:
+    """After the last backward of a SAM update: unscale (unless done), clip, restore w, base step, zero, schedule.
+
+    Clipping comes after the second backward (it bounds the step actually taken). Returns whether the
+    base optimizer stepped: an fp16 overflow makes the scaler skip it, and then the scheduler does
+    not advance either.
+    """
+    scaler = ctx.accelerator.scaler
+    if scaler is not None and not unscaled:
         scaler.unscale_(sam.base_optimizer)
     if ctx.config.max_grad_norm:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), ctx.config.max_grad_norm)
+        torch.nn.utils.clip_grad_norm_(ctx.model.parameters(), ctx.config.max_grad_norm)
     sam.restore()
     stepped = True
     if scaler is not None:
@@ -119,10 +131,10 @@ def sam_update(ctx: StepContext, loss_fn: LossFn) -> StepLogs:
     sam.zero_grad(set_to_none=True)
     if stepped:
         ctx.scheduler.step()
-    return detached(losses)
+    return stepped
 
 
-__all__ = ["UpdateFn", "detached", "get_update", "plain_update", "register_update", "sam_update"]
+__all__ = ["UpdateFn", "detached", "finish_sam_update", "get_update", "plain_update", "register_update", "sam_update"]
 
 # Rules defined in other modules register on import (last, so they can import this module's names).
 from . import efficient_sam  # noqa: E402,F401  (issue 9: optimizer.every / reuse)
