@@ -6,7 +6,7 @@ subpackage by hand in pyproject.toml goes stale. This maps `generate/` -> `fairf
 shadow Hugging Face's `evaluate`. Everything else is in pyproject.toml.
 """
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, find_packages, setup
 
 STAGES = ("generate", "balance", "train", "evaluate")
 
@@ -15,6 +15,7 @@ package_dir = {"fairforge": "fairforge"}
 for stage in STAGES:
     packages.append(f"fairforge.{stage}")
     package_dir[f"fairforge.{stage}"] = stage
-    packages += [f"fairforge.{stage}.{sub}" for sub in find_packages(stage)]
+    # namespace discovery also lists data folders (train/configs), which then ship with their YAML
+    packages += [f"fairforge.{stage}.{sub}" for sub in find_namespace_packages(stage, exclude=["*__pycache__*"])]
 
 setup(packages=packages, package_dir=package_dir)
