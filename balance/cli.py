@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from fairforge.config import load_stage_config
+
 
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="pipelines.yaml (default: built-in defaults)")
-    parser.add_argument("--preset", default="tiny", help="preset of the config file (default: tiny)")
+    parser.add_argument("--preset", help="a preset of the config file: tiny or full (default: none, the top level)")
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -18,19 +20,11 @@ def _add_config_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _load_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from fairforge.config import PipelineConfig, apply_overrides, load_pipeline_config, validate
-
-    if args.config:
-        return load_pipeline_config(args.config, preset=args.preset, overrides=args.overrides)
-    return validate(PipelineConfig, apply_overrides({}, args.overrides))
-
-
 def _balance(args: argparse.Namespace) -> int:
     from .loop import generate_topup
     from .run import run_balance
 
-    config = _load_config(args)
+    config = load_stage_config(args.config, args.preset, args.overrides)
     loop = config.balance.loop.model_copy(
         update={
             "until_full": args.until_full or config.balance.loop.until_full,
@@ -38,7 +32,7 @@ def _balance(args: argparse.Namespace) -> int:
         }
     )
     config = config.model_copy(update={"balance": config.balance.model_copy(update={"loop": loop})})
-    topup = generate_topup(args.gen_dir, args.config, args.preset if args.config else None, args.overrides)
+    topup = generate_topup(args.gen_dir, args.config, args.preset, args.overrides)
     result = run_balance(config, args.gen_dir, args.out, real=args.real, topup=topup, progress=not args.no_progress)
     missing = int(result.deficits["missing"].sum()) if len(result.deficits) else 0
     print(
@@ -53,7 +47,7 @@ def _release(args: argparse.Namespace) -> int:
     from .push import push_release
     from .release import run_release
 
-    config = _load_config(args)
+    config = load_stage_config(args.config, args.preset, args.overrides)
     cfg = config.release
     repo_id = args.push or cfg.repo_id
     result = run_release(args.in_dir, args.out, cfg, config.taxonomy.build(), repo_id=repo_id)

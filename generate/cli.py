@@ -14,22 +14,13 @@ import argparse
 import json
 from pathlib import Path
 
-
-def _load_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from ..config import PipelineConfig, apply_overrides, load_pipeline_config, validate
-    from ..errors import ConfigError
-
-    if args.config is not None:
-        return load_pipeline_config(args.config, args.preset, args.overrides)
-    if args.preset is not None:
-        raise ConfigError("--preset needs --config (the presets live in pipelines.yaml)")
-    return validate(PipelineConfig, apply_overrides({}, args.overrides))
+from fairforge.config import load_stage_config
 
 
 def _run(args: argparse.Namespace) -> int:
     from .job import JobOptions, parse_shard, run_generate
 
-    config = _load_config(args)
+    config = load_stage_config(args.config, args.preset, args.overrides)
     options = JobOptions(
         count_per_cell=args.count_per_cell,
         cells=args.cells,

@@ -1,7 +1,7 @@
 """Config models and loading. `load_pipeline_config` for pipelines.yaml, `load_model` for one section."""
 
 from .base import ConfigError, StrictModel, apply_overrides, deep_merge, dump_yaml, load_model, load_yaml, validate
-from .pipeline import PipelineConfig, load_pipeline_config, merge_preset
+from .pipeline import PipelineConfig, load_pipeline_config, load_stage_config, merge_preset
 
 __all__ = [
     "ConfigError",
@@ -12,6 +12,7 @@ __all__ = [
     "dump_yaml",
     "load_model",
     "load_pipeline_config",
+    "load_stage_config",
     "load_yaml",
     "merge_preset",
     "validate",

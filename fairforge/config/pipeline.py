@@ -141,3 +141,18 @@ def load_pipeline_config(
     raw = apply_overrides(raw, overrides)
     raw = resolve_train_config(raw, Path(path).resolve().parent)
     return validate(PipelineConfig, raw)
+
+
+def load_stage_config(
+    config: str | os.PathLike[str] | None, preset: str | None, overrides: Iterable[str] = ()
+) -> PipelineConfig:
+    """What a stage CLI runs on: pipelines.yaml (with an optional preset), or the built-in defaults.
+
+    Every stage command takes `--config/--preset/--set` alike; without `--config` the defaults plus
+    `--set` apply, and a `--preset` alone is an error (the presets live in the file).
+    """
+    if config is not None:
+        return load_pipeline_config(config, preset, overrides)
+    if preset is not None:
+        raise ConfigError("--preset needs --config (the presets live in pipelines.yaml)")
+    return validate(PipelineConfig, apply_overrides({}, overrides))
