@@ -18,6 +18,7 @@ import contextlib
 import importlib.util
 import io
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,14 +45,14 @@ class Face:
         return float(max(self.bbox[2] - self.bbox[0], 0) * max(self.bbox[3] - self.bbox[1], 0))
 
 
-class Detector:
+class Detector(ABC):
     """Base class: `detect(rgb) -> [Face]`, largest first; `name` goes into the provenance."""
 
     name = "detector"
     has_landmarks = True
 
-    def detect(self, image: np.ndarray) -> list[Face]:
-        raise NotImplementedError
+    @abstractmethod
+    def detect(self, image: np.ndarray) -> list[Face]: ...
 
     def best(self, image: np.ndarray, min_score: float = 0.0) -> Face | None:
         """The largest face scoring at least `min_score` (deepfake crops take the main face)."""

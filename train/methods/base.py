@@ -48,6 +48,7 @@ manifests).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -157,7 +158,7 @@ class StepContext:
         return self.update_rule(self, loss_fn)
 
 
-class Method:
+class Method(ABC):
     """Base class: subclasses set nothing but what differs. See the module docstring."""
 
     name: ClassVar[str] = ""
@@ -166,12 +167,13 @@ class Method:
 
     def check_config(self, cfg: TrainConfig) -> None:
         """Raise `ConfigError` (naming the key path) for settings this method cannot honour."""
+        return None  # optional hook: no constraints unless a method adds them
 
-    def build_model(self, cfg: TrainConfig, info: DataInfo) -> nn.Module:
-        raise NotImplementedError
+    @abstractmethod
+    def build_model(self, cfg: TrainConfig, info: DataInfo) -> nn.Module: ...
 
-    def training_step(self, ctx: StepContext, batch: Batch) -> StepLogs:
-        raise NotImplementedError
+    @abstractmethod
+    def training_step(self, ctx: StepContext, batch: Batch) -> StepLogs: ...
 
-    def predict(self, model: nn.Module, batch: Batch) -> torch.Tensor:
-        raise NotImplementedError
+    @abstractmethod
+    def predict(self, model: nn.Module, batch: Batch) -> torch.Tensor: ...

@@ -13,6 +13,7 @@ replaced by a robust aggregate of the per-sample losses.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Mapping
 
 import torch
@@ -29,8 +30,8 @@ from .erm import ERM
 class FairLossMethod(ERM):
     """ERM whose real/fake loss is `fair_loss` of the per-sample BCE losses (logged as `fair`)."""
 
-    def fair_loss(self, per_sample: torch.Tensor, batch: Batch, cfg: TrainConfig, num_groups: int) -> torch.Tensor:
-        raise NotImplementedError
+    @abstractmethod
+    def fair_loss(self, per_sample: torch.Tensor, batch: Batch, cfg: TrainConfig, num_groups: int) -> torch.Tensor: ...
 
     def losses(
         self,
@@ -60,5 +61,6 @@ class FairLossMethod(ERM):
 
 @register_method("dag_fdd")
 class DAGFDD(FairLossMethod):
+    @abstractmethod
     def fair_loss(self, per_sample: torch.Tensor, batch: Batch, cfg: TrainConfig, num_groups: int) -> torch.Tensor:
         return cvar(per_sample, cfg.dag_fdd.alpha)
