@@ -17,4 +17,9 @@ if [ -n "$TORCH_SPEC" ]; then
   "$VENV/bin/pip" install -q $TORCH_SPEC
 fi
 "$VENV/bin/pip" install -q -e ".[dev]"
+# headless Chromium renders the HTML reports in the tests (Debian's package; needs root for apt)
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+    || echo "warning: chromium could not be installed; the report screenshot tests will fail until it is"
+fi
 echo "fairforge installed in $VENV"
