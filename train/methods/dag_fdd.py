@@ -61,6 +61,5 @@ class FairLossMethod(ERM):
 
 @register_method("dag_fdd")
 class DAGFDD(FairLossMethod):
-    @abstractmethod
     def fair_loss(self, per_sample: torch.Tensor, batch: Batch, cfg: TrainConfig, num_groups: int) -> torch.Tensor:
         return cvar(per_sample, cfg.dag_fdd.alpha)
