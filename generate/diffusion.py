@@ -20,8 +20,9 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from ..config.generate import DiffusionConfig
-from ..errors import ConfigError, FairforgeError, MissingModelError
+from fairforge.config.generate import DiffusionConfig
+from fairforge.errors import ConfigError, FairforgeError, MissingModelError
+
 from .models import resolve_pretrained
 
 

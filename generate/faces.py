@@ -25,8 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config.generate import DetectorConfig
-from ..errors import MissingModelError
+from fairforge.config.generate import DetectorConfig
+from fairforge.errors import MissingModelError
+
 from .align import MEAN_FACE_68, Aligner, canonical_68, kps5_from_68
 from .models import check_sha256
 

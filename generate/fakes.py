@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..config.generate import GenerateConfig
+from fairforge.config.generate import GenerateConfig
+
 from .output import decode, lossless_path
 from .pristine import Renderer
 from .rows import landmarks_of

@@ -24,12 +24,13 @@ from typing import Any
 
 import pandas as pd
 
-from ..atomic import atomic_write_text
-from ..config.base import dump_yaml
-from ..config.generate import GenerateConfig
-from ..errors import ConfigError, FairforgeError
-from ..manifest import ShardWriter, merge_shards, read_manifest
-from ..taxonomy import Taxonomy
+from fairforge.atomic import atomic_write_text
+from fairforge.config.base import dump_yaml
+from fairforge.config.generate import GenerateConfig
+from fairforge.errors import ConfigError, FairforgeError
+from fairforge.manifest import ShardWriter, merge_shards, read_manifest
+from fairforge.taxonomy import Taxonomy
+
 from .align import Aligner
 from .faces import build_detector
 from .fakes import FaceSource, FakeError, fake_provenance, make_inswapper, make_sbi

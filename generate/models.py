@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..errors import ConfigError, MissingModelError
-from ..manifest import file_sha256
+from fairforge.errors import ConfigError, MissingModelError
+from fairforge.manifest import file_sha256
 
 TINY_PREFIX = "tiny:"
 
@@ -24,7 +24,7 @@ def is_tiny(spec: str) -> bool:
 def resolve_file(spec: str, key: str, sha256: str | None = None, hint: str = "") -> Path:
     """The local file a config value names (`tiny:NAME` builds the tiny model), sha256-checked when pinned."""
     if is_tiny(spec):
-        from .. import tiny
+        from fairforge import tiny
 
         path = tiny.ensure(spec[len(TINY_PREFIX) :])
     else:
@@ -45,7 +45,7 @@ def check_sha256(path: Path, expected: str, key: str) -> None:
 def resolve_pretrained(spec: str) -> str:
     """What `from_pretrained` gets: the tiny folder, a local folder, or the hub id unchanged."""
     if is_tiny(spec):
-        from .. import tiny
+        from fairforge import tiny
 
         return str(tiny.ensure(spec[len(TINY_PREFIX) :]))
     expanded = os.path.expanduser(spec)

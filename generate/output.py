@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from ..atomic import atomic_write_bytes, atomic_write_json
-from ..config.generate import AlignConfig
-from ..manifest import MANIFEST_NAME, SHARD_DIR, to_frame
+from fairforge.atomic import atomic_write_bytes, atomic_write_json
+from fairforge.config.generate import AlignConfig
+from fairforge.manifest import MANIFEST_NAME, SHARD_DIR, to_frame
 
 IMAGES_DIR = "images"
 LOSSLESS_DIR = "lossless"

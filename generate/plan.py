@@ -32,11 +32,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..atomic import atomic_open, atomic_write_json
-from ..config.generate import PAIRING_RULES, GenerateConfig
-from ..errors import ConfigError, ManifestError
-from ..manifest import read_manifest
-from ..taxonomy import UNKNOWN, Taxonomy
+from fairforge.atomic import atomic_open, atomic_write_json
+from fairforge.config.generate import PAIRING_RULES, GenerateConfig
+from fairforge.errors import ConfigError, ManifestError
+from fairforge.manifest import read_manifest
+from fairforge.taxonomy import UNKNOWN, Taxonomy
+
 from .prompts import Cell, cell_key, check_prompts, sample_prompt
 
 PLAN_NAME = "plan.parquet"

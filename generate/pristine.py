@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from ..config.generate import GenerateConfig
+from fairforge.config.generate import GenerateConfig
+
 from .align import Aligner
 from .diffusion import bad_image, generate_batch, to_uint8
 from .faces import Detector, Face

@@ -13,9 +13,9 @@ import re
 
 import numpy as np
 
-from ..config.generate import PromptConfig
-from ..errors import ConfigError
-from ..taxonomy import UNKNOWN, Taxonomy
+from fairforge.config.generate import PromptConfig
+from fairforge.errors import ConfigError
+from fairforge.taxonomy import UNKNOWN, Taxonomy
 
 Cell = tuple[str, str, str]
 _VARIETY = ("lighting", "expression", "background", "camera", "head_pose")

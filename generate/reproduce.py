@@ -13,9 +13,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..config.generate import GenerateConfig
-from ..errors import ConfigError, FairforgeError
-from ..taxonomy import Taxonomy
+from fairforge.config.generate import GenerateConfig
+from fairforge.errors import ConfigError, FairforgeError
+from fairforge.taxonomy import Taxonomy
+
 from .align import Aligner
 from .faces import build_detector
 from .fakes import FaceSource, make_inswapper, make_sbi

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..config.generate import GenerateConfig
+from fairforge.config.generate import GenerateConfig
 
 SOURCE = "fairforge-synth"
 

@@ -30,7 +30,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..config.generate import SBIConfig
+from fairforge.config.generate import SBIConfig
 
 #: Face X-ray / faceswap part hulls over the 68 dlib points (`DeepFakeMask.dfl_full`, `components`).
 PART_HULLS: dict[str, list[list[int]]] = {

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config.generate import GenerateConfig
-from ..errors import FairforgeError, MissingModelError
+from fairforge.config.generate import GenerateConfig
+from fairforge.errors import FairforgeError, MissingModelError
+
 from .align import kps5_from_68
 from .models import resolve_file
 
@@ -129,7 +130,7 @@ class Swapper:
 
 def generator_id(cfg: GenerateConfig) -> str:
     """`inswapper_128:<sha256 prefix>` of the model file: the swapper's identity in the provenance."""
-    from ..manifest import file_sha256
+    from fairforge.manifest import file_sha256
 
     ins = cfg.inswapper
     path = resolve_file(ins.model, "generate.inswapper.model", ins.sha256, "supply inswapper_128.onnx yourself")

@@ -12,7 +12,7 @@ import io
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter
 
-from ..config.train import AugmentConfig
+from fairforge.config.train import AugmentConfig
 
 
 def is_identity(cfg: AugmentConfig) -> bool:

@@ -19,8 +19,8 @@ from typing import Any
 
 from torch import nn
 
-from ..config.train import ModelConfig
-from ..errors import ConfigError, MissingModelError
+from fairforge.config.train import ModelConfig
+from fairforge.errors import ConfigError, MissingModelError
 
 _REGISTRY: dict[str, Callable[[ModelConfig], nn.Module]] = {}
 
@@ -38,7 +38,7 @@ def register_backbone(name: str) -> Callable[[Callable[[ModelConfig], nn.Module]
 @register_backbone("tiny")
 def tiny_backbone(cfg: ModelConfig) -> nn.Module:
     """The tiny preset's random-weight timm backbone, saved once in timm's local-dir format."""
-    from ..tiny import ensure
+    from fairforge.tiny import ensure
 
     return timm_backbone("local-dir:" + str(ensure("timm")), pretrained=True, drop_rate=cfg.drop_rate)
 

@@ -27,10 +27,11 @@ from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
-from ..atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
-from ..config import dump_yaml, load_model
-from ..config.train import TrainConfig
-from ..errors import ConfigError, MissingModelError
+from fairforge.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from fairforge.config import dump_yaml, load_model
+from fairforge.config.train import TrainConfig
+from fairforge.errors import ConfigError, MissingModelError
+
 from .methods.base import DataInfo
 
 if TYPE_CHECKING:

@@ -11,7 +11,8 @@ import argparse
 
 
 def _train(args: argparse.Namespace) -> int:
-    from ..errors import ConfigError
+    from fairforge.errors import ConfigError
+
     from .run import load_config, train
 
     if not args.config:

@@ -26,10 +26,11 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from ..config.train import DataConfig
-from ..errors import ConfigError, ManifestError
-from ..manifest import concat_manifests, read_manifest
-from ..taxonomy import DEFAULT_TAXONOMY, UNKNOWN, Taxonomy
+from fairforge.config.train import DataConfig
+from fairforge.errors import ConfigError, ManifestError
+from fairforge.manifest import concat_manifests, read_manifest
+from fairforge.taxonomy import DEFAULT_TAXONOMY, UNKNOWN, Taxonomy
+
 from .augment import augment, is_identity
 from .methods.base import DataInfo
 

@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config.train import ModelConfig
+from fairforge.config.train import ModelConfig
+
 from .backbones import create_backbone
 
 

@@ -32,7 +32,8 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import ConfigError
+from fairforge.errors import ConfigError
+
 from .methods.base import LossFn, StepContext, StepLogs
 from .sam import SAM
 from .tensorlists import dot, norm

@@ -13,7 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..config.train import OptimizerConfig, SchedulerConfig
+from fairforge.config.train import OptimizerConfig, SchedulerConfig
+
 from .sam import SAM
 
 _BASES: dict[str, type[torch.optim.Optimizer]] = {

@@ -18,9 +18,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..atomic import atomic_open
-from ..config.train import DataConfig
-from ..taxonomy import UNKNOWN
+from fairforge.atomic import atomic_open
+from fairforge.config.train import DataConfig
+from fairforge.taxonomy import UNKNOWN
+
 from .data import normalize_batch
 from .methods.base import Method
 

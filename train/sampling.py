@@ -20,9 +20,10 @@ import pandas as pd
 import torch
 from torch.utils.data import Sampler
 
-from ..config.train import DataConfig
-from ..errors import ConfigError
-from ..taxonomy import Taxonomy
+from fairforge.config.train import DataConfig
+from fairforge.errors import ConfigError
+from fairforge.taxonomy import Taxonomy
+
 from .data import group_indexes
 
 

@@ -30,7 +30,8 @@ from collections.abc import Callable, Mapping
 
 import torch
 
-from ..errors import ConfigError
+from fairforge.errors import ConfigError
+
 from .methods.base import LossFn, StepContext, StepLogs
 from .sam import SAM, bn_update_off
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pandas as pd
 
-from ..config.train import FAIRNESS_METRICS, SelectConfig
-from ..taxonomy import DEFAULT_TAXONOMY, Taxonomy
+from fairforge.config.train import FAIRNESS_METRICS, SelectConfig
+from fairforge.taxonomy import DEFAULT_TAXONOMY, Taxonomy
 
 #: Overall statistics and intersectional fairness metrics logged every epoch.
 OVERALL_KEYS = ("auc", "acc", "eer", "ap")
@@ -20,7 +20,7 @@ FAIRNESS_KEYS = FAIRNESS_METRICS
 
 
 def report(pred: pd.DataFrame, threshold: float = 0.5, taxonomy: Taxonomy = DEFAULT_TAXONOMY) -> dict[str, Any]:
-    from ..evaluate import fairness_report
+    from fairforge.evaluate import fairness_report
 
     return fairness_report(
         pred["label"].to_numpy(),

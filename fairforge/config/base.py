@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ..errors import ConfigError
+from fairforge.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
 

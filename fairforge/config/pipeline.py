@@ -15,8 +15,9 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from ..errors import ConfigError
-from ..taxonomy import Taxonomy
+from fairforge.errors import ConfigError
+from fairforge.taxonomy import Taxonomy
+
 from .balance import BalanceConfig, ReleaseConfig
 from .base import StrictModel, apply_overrides, deep_merge, load_yaml, validate
 from .evaluate import EvaluateConfig

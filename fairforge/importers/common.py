@@ -29,10 +29,10 @@ import pyarrow.parquet as pq
 from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
-from ..atomic import atomic_open
-from ..errors import FairforgeError, ManifestError
-from ..manifest import MANIFEST_NAME, write_manifest
-from ..taxonomy import DEFAULT_TAXONOMY, Taxonomy
+from fairforge.atomic import atomic_open
+from fairforge.errors import FairforgeError, ManifestError
+from fairforge.manifest import MANIFEST_NAME, write_manifest
+from fairforge.taxonomy import DEFAULT_TAXONOMY, Taxonomy
 
 log = logging.getLogger(__name__)
 

@@ -30,9 +30,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import ConfigError, ManifestError
-from ..manifest import SPLITS
-from ..taxonomy import UNKNOWN, Taxonomy
+from fairforge.errors import ConfigError, ManifestError
+from fairforge.manifest import SPLITS
+from fairforge.taxonomy import UNKNOWN, Taxonomy
+
 from .common import ImportOptions, Problems, finish, read_table_file, relative_paths, require_columns
 
 log = logging.getLogger(__name__)

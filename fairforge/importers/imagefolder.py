@@ -22,9 +22,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ..errors import ManifestError
-from ..manifest import FIELDS, SPLITS
-from ..taxonomy import UNKNOWN
+from fairforge.errors import ManifestError
+from fairforge.manifest import FIELDS, SPLITS
+from fairforge.taxonomy import UNKNOWN
+
 from .common import ImportOptions, Problems, finish, read_table_file, relative_paths, require_columns
 
 log = logging.getLogger(__name__)

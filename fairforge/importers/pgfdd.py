@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import ConfigError
-from ..manifest import SPLITS
-from ..taxonomy import PGFDD_GROUPS_6, PGFDD_GROUPS_8, UNKNOWN, group_name
+from fairforge.errors import ConfigError
+from fairforge.manifest import SPLITS
+from fairforge.taxonomy import PGFDD_GROUPS_6, PGFDD_GROUPS_8, UNKNOWN, group_name
+
 from .common import ImportOptions, Problems, finish, read_table_file, relative_paths, require_columns
 
 #: group tables by size (DESIGN.md section 2)

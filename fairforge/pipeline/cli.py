@@ -23,7 +23,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from ..config import load_pipeline_config
+    from fairforge.config import load_pipeline_config
+
     from .preflight import missing_pieces
 
     cfg = load_pipeline_config(args.config, preset=args.preset, overrides=args.overrides)

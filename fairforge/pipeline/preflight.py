@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..errors import MissingModelError
+from fairforge.errors import MissingModelError
 
 log = logging.getLogger(__name__)
 

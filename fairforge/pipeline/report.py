@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..atomic import atomic_write_text
+from fairforge.atomic import atomic_write_text
 
 if TYPE_CHECKING:
     from .runner import StageContext, StageResult
@@ -38,7 +38,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 def _cell_counts(run_dir: Path) -> tuple[list[str], list[list[Any]]] | None:
     """Images per intersectional cell, label and split in the balanced, mixed set."""
-    from ..manifest import MANIFEST_NAME
+    from fairforge.manifest import MANIFEST_NAME
 
     path = run_dir / "balance" / MANIFEST_NAME
     if not path.is_file():

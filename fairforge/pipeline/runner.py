@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import PipelineConfig, load_pipeline_config
-from ..errors import ConfigError, FairforgeError
+from fairforge.config import PipelineConfig, load_pipeline_config
+from fairforge.errors import ConfigError, FairforgeError
+
 from . import state
 
 log = logging.getLogger(__name__)

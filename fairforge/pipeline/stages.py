@@ -12,7 +12,8 @@ from pathlib import Path
 
 import yaml
 
-from ..manifest import MANIFEST_NAME
+from fairforge.manifest import MANIFEST_NAME
+
 from .runner import StageContext, StagePlan, register_stage
 
 SYNTH_SOURCE = "fairforge-synth"

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_write_json
+from fairforge.atomic import atomic_write_json
 
 STATE_NAME = ".stage.json"
 
@@ -50,7 +50,7 @@ def hash_files(paths: Iterable[str | os.PathLike[str]]) -> dict[str, str]:
 
 def fingerprint(config: Mapping[str, Any], inputs: Iterable[str | os.PathLike[str]]) -> dict[str, Any]:
     """What a stage's result depends on: its config (canonical JSON) and its input files."""
-    from .. import __version__
+    from fairforge import __version__
 
     config_json = json.dumps(config, sort_keys=True, default=str)
     return {

@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import FairforgeError
+from fairforge.errors import FairforgeError
 
 #: name -> (version, builder(folder) -> path inside folder to return)
 _BUILDERS: dict[str, tuple[int, Callable[[Path], Path]]] = {}

@@ -14,7 +14,7 @@ import importlib.util
 import json
 from pathlib import Path
 
-from ..errors import MissingModelError
+from fairforge.errors import MissingModelError
 
 N_MERGES = 49152 - 256 - 2  # 48,894: what CLIP's SimpleTokenizer keeps
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"

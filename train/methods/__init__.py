@@ -11,7 +11,8 @@ import importlib
 import pkgutil
 from collections.abc import Callable
 
-from ...errors import ConfigError
+from fairforge.errors import ConfigError
+
 from .base import DataInfo, LossFn, Method, StepContext, StepLogs
 
 _REGISTRY: dict[str, type[Method]] = {}

@@ -56,13 +56,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torch import nn
 
-from ...config.train import TrainConfig
-from ...taxonomy import Taxonomy
+from fairforge.config.train import TrainConfig
+from fairforge.taxonomy import Taxonomy
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
 
-    from ..sam import SAM
+    from fairforge.train.sam import SAM
 
 #: One forward pass over the batch -> named scalar losses, `"overall"` among them.
 LossFn = Callable[[], Mapping[str, torch.Tensor]]
@@ -148,7 +148,7 @@ class StepContext:
     @property
     def sam(self) -> SAM | None:
         """The bare SAM optimizer when the config uses SAM, else None."""
-        from ..sam import SAM
+        from fairforge.train.sam import SAM
 
         inner = getattr(self.optimizer, "optimizer", self.optimizer)
         return inner if isinstance(inner, SAM) else None

@@ -19,9 +19,10 @@ from collections.abc import Mapping
 import torch
 import torch.nn.functional as F
 
-from ...config.train import TrainConfig
-from ..detector import MultiTaskDetector
-from ..losses import cvar
+from fairforge.config.train import TrainConfig
+from fairforge.train.detector import MultiTaskDetector
+from fairforge.train.losses import cvar
+
 from . import register_method
 from .base import Batch, StepContext, StepLogs
 from .erm import ERM

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import torch
 
-from ...config.train import TrainConfig
-from ..losses import bilevel_cvar
+from fairforge.config.train import TrainConfig
+from fairforge.train.losses import bilevel_cvar
+
 from . import register_method
 from .base import Batch
 from .dag_fdd import FairLossMethod

@@ -11,8 +11,9 @@ enforces so a run called `ddfg` is one.
 
 from __future__ import annotations
 
-from ...config.train import TrainConfig
-from ...errors import ConfigError
+from fairforge.config.train import TrainConfig
+from fairforge.errors import ConfigError
+
 from . import register_method
 from .erm import ERM
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ...config.train import TrainConfig
-from ..detector import MultiTaskDetector
+from fairforge.config.train import TrainConfig
+from fairforge.train.detector import MultiTaskDetector
+
 from . import register_method
 from .base import Batch, DataInfo, Method, StepContext, StepLogs
 

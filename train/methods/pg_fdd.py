@@ -27,11 +27,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...config.train import TrainConfig
-from ...errors import ConfigError
-from ..backbones import create_backbone
-from ..losses import bilevel_cvar, disentangle_contrastive_loss, ldam_loss, ldam_margins
-from ..pg_fdd_model import PGFDDNet
+from fairforge.config.train import TrainConfig
+from fairforge.errors import ConfigError
+from fairforge.train.backbones import create_backbone
+from fairforge.train.losses import bilevel_cvar, disentangle_contrastive_loss, ldam_loss, ldam_margins
+from fairforge.train.pg_fdd_model import PGFDDNet
+
 from . import register_method
 from .base import Batch, DataInfo, Method, StepContext, StepLogs
 

@@ -47,10 +47,11 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from ...config.train import TrainConfig
-from ...errors import ConfigError
-from ..sam import bn_update_off
-from ..tensorlists import dot, norm
+from fairforge.config.train import TrainConfig
+from fairforge.errors import ConfigError
+from fairforge.train.sam import bn_update_off
+from fairforge.train.tensorlists import dot, norm
+
 from . import register_method
 from .base import Batch, StepContext, StepLogs
 from .erm import ERM
