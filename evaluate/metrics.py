@@ -1,4 +1,4 @@
-"""Every metric as a short function of `GroupStats` (DESIGN.md section 5).
+"""Every metric as a short function of `GroupStats` (definitions: docs/metrics.md).
 
 Group metrics map a `GroupStats` to one value per group; fairness metrics map the groups of one
 grouping (plus the overall row, for the sum forms) to one number in percent. All work on arrays

@@ -1,4 +1,4 @@
-"""The manifest: the one data contract between stages (DESIGN.md section 2).
+"""The manifest: the one data contract between stages (docs/manifest.md).
 
 A manifest is a Parquet table, one row per image, with the images as files beside it (paths relative
 to the manifest's folder). Every stage reads manifests through `read_manifest` (which validates and

@@ -154,7 +154,7 @@ def group_name(gender: str, race: str) -> str:
 
 DEFAULT_TAXONOMY = Taxonomy()
 
-#: PG-FDD / DAW-FDD CSV group codes (DESIGN.md section 2): 8 groups for FF++/DFDC ...
+#: PG-FDD / DAW-FDD CSV group codes (docs/manifest.md, "Importers"): 8 groups for FF++/DFDC ...
 PGFDD_GROUPS_8: tuple[tuple[str, str], ...] = (
     ("male", "Asian"),
     ("male", "White"),

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv and install fairforge with its dev extras.
-# torch/torchvision come first and pinned: on this project's machines pip takes 2.14.1 / 0.29.1
-# from local disk (see ../shared/ENVIRONMENT.md); elsewhere pip fetches them. Set
+# torch/torchvision come first and pinned (2.14.1 / 0.29.1: a pair known to import together
+# with timm; a local wheel cache is used when pip finds one). Set
 # FAIRFORGE_TORCH_SPEC="" to keep a torch you already have (e.g. your cluster's CUDA build).
 set -euo pipefail
 cd "$(dirname "$0")/.."

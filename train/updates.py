@@ -138,4 +138,4 @@ def finish_sam_update(ctx: StepContext, sam: SAM, unscaled: bool = False) -> boo
 __all__ = ["UpdateFn", "detached", "finish_sam_update", "get_update", "plain_update", "register_update", "sam_update"]
 
 # Rules defined in other modules register on import (last, so they can import this module's names).
-from . import efficient_sam  # noqa: E402,F401  (issue 9: optimizer.every / reuse)
+from . import efficient_sam  # noqa: E402,F401  (optimizer.every / reuse)

@@ -1,4 +1,4 @@
-"""Config of the evaluate stage (`evaluate:` in pipelines.yaml). Owned by the evaluate issue.
+"""Config of the evaluate stage (`evaluate:` in pipelines.yaml).
 
 The CLI flags of `fairforge evaluate` take their defaults from here, so a pipeline run and a
 hand-run command compute the same report.

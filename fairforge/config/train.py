@@ -102,7 +102,7 @@ class OptimizerConfig(StrictModel):
     update: str | None = Field(
         None, description="the update rule (train/updates.py); null: `sam` when name is sam, else `plain`"
     )
-    # ---- efficient SAM (issue 9) adds its fields below this line ----
+    # efficient SAM: a full SAM ascent every `every` updates, reused in between
     every: int = Field(
         1, ge=1, description="efficient SAM: a fresh ascent every k updates, reused in between (1: SAM every step)"
     )
@@ -157,7 +157,7 @@ class TrainConfig(StrictModel):
     checkpoint_every: int | None = Field(None, gt=0, description="save_state every N optimizer updates")
     keep_checkpoints: int | None = Field(3, gt=0, description="newest step checkpoints kept (null: all)")
     select: SelectConfig = SelectConfig()
-    # ---- method sections (issue 9 adds one field per method with settings below this line) ----
+    # method sections: one field per method that has settings
     dag_fdd: DAGFDDConfig = DAGFDDConfig()
     daw_fdd: DAWFDDConfig = DAWFDDConfig()
     pg_fdd: PGFDDConfig = PGFDDConfig()

@@ -1,4 +1,4 @@
-"""Importers: the datasets users already have, as manifests (DESIGN.md section 2).
+"""Importers: the datasets users already have, as manifests (the contract: docs/manifest.md).
 
 Each format is one module with one `import_<format>(...) -> Path` function returning the manifest
 it wrote; what happens after parsing (path checks, image checks, placement under `--out`, bad rows)

@@ -1,7 +1,7 @@
 """PG-FDD / DAW-FDD / AI-Face annotation CSVs -> a manifest.
 
 The CSVs carry `img_path, label, ismale, isasian, iswhite, isblack, intersec_label[, spe_label]`:
-+1/-1 attribute flags and an intersectional group code (DESIGN.md section 2). The group code is the
++1/-1 attribute flags and an intersectional group code (docs/manifest.md, "Importers"). The group code is the
 source of truth for gender and race (it is what the published fairness numbers are computed over);
 the flags are redundant, so a row whose flags contradict its code is reported instead of guessed.
 FF++ and DFDC use 8 groups, DFD and Celeb-DF 6 (no Asian group; their CSVs may lack `isasian`).
@@ -22,7 +22,7 @@ from fairforge.taxonomy import PGFDD_GROUPS_6, PGFDD_GROUPS_8, UNKNOWN, group_na
 
 from .common import ImportOptions, Problems, finish, read_table_file, relative_paths, require_columns
 
-#: group tables by size (DESIGN.md section 2)
+#: group tables by size (docs/manifest.md, "Importers")
 GROUP_TABLES: dict[int, tuple[tuple[str, str], ...]] = {8: PGFDD_GROUPS_8, 6: PGFDD_GROUPS_6}
 #: which table each benchmark dataset uses; other datasets need `groups=`
 DATASET_GROUPS: dict[str, int] = {"ffpp": 8, "dfdc": 8, "dfd": 6, "celebdf": 6}

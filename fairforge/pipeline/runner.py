@@ -1,6 +1,6 @@
 """Run the stages of pipelines.yaml in order, each as its own process, skipping what is up to date.
 
-Why subprocesses: stages talk only through manifests and files on disk (DESIGN.md section 1), and
+Why subprocesses: stages talk only through manifests and files on disk (docs/architecture.md), and
 each stage's CLI is the contract a user also calls by hand; running exactly those commands means
 the pipeline can never depend on a stage's internals, a crashed stage cannot corrupt the runner,
 and `train` can go through `accelerate launch` like any training job. Each stage writes under

@@ -21,14 +21,14 @@ and K = the number of domains present in the process's batch:
 Cost: 2K forward/backward calls over the domain subsets. Each sample is forwarded and
 back-propagated twice (once at w, once at its domain's ascent point), so the arithmetic is SAM's
 (~2x ERM); the extra cost over SAM is K-fold kernel-launch overhead and smaller per-call batches.
-(The issue's "K+1 backward passes" counts one full-batch ERM pass plus K ascent passes; computing
+(A "K+1 backward passes" count is one full-batch ERM pass plus K ascent passes; computing
 the K per-domain gradients at w by separate passes makes the ERM pass unnecessary: their weighted
 sum IS the batch gradient.)
 
 How this relates to the paper: the abstract and summaries describe exactly the ingredients above
-(ERM gradient, per-domain parameter perturbations, gradient alignment, no extra regularizer); the
-authors' code (github.com/Lynn0925/RoGA) was not reachable from the build environment, so the
-alignment rule is a config choice rather than a claim: `pcgrad` is the rule the issue specifies
+(ERM gradient, per-domain parameter perturbations, gradient alignment, no extra regularizer); this
+implementation was not compared with the authors' code (github.com/Lynn0925/RoGA), so the
+alignment rule is a config choice rather than a claim: `pcgrad` is the default
 ("keep what agrees, project conflicts away"), `sign` the element-wise variant, `none` the ablation.
 
 Batch norm: batch statistics are per domain subset (as in DomainBed-style per-domain batches); the
