@@ -194,8 +194,10 @@ def loader_images_per_second(args: argparse.Namespace, folder: Path) -> float:
     manifest = write_manifest(rows, folder / "manifest.parquet")
     cfg = _config(args, "erm")
     data_cfg = cfg.data.model_copy(update={"num_workers": args.workers})
-    frame = load_manifests([str(manifest)], None, "data.train")
-    loader = make_loader(ManifestDataset(frame, data_info(frame), data_cfg), data_cfg, args.batch_size)
+    frame = load_manifests([str(manifest)], None, "data.train", DEFAULT_TAXONOMY)
+    loader = make_loader(
+        ManifestDataset(frame, data_info(frame, DEFAULT_TAXONOMY), data_cfg), data_cfg, args.batch_size
+    )
     iterator = iter(loader)
     next(iterator)  # workers started
     start, seen = time.perf_counter(), 0

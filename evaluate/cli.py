@@ -1,7 +1,9 @@
 """`fairforge evaluate --predictions P.parquet [--predictions Q.parquet ...] --out DIR [--threshold T] [--bootstrap N]`.
 
-Other tools call it exactly so. Flags default to `EvaluateConfig`; numpy/matplotlib are imported
-only when the command runs, so `fairforge --help` stays fast.
+Other tools call it exactly so. With `--config pipelines.yaml [--preset P] [--set K=V]` the settings
+and the taxonomy come from its `evaluate:` section (what the pipeline runs); the flags override it.
+Without it, flags default to `EvaluateConfig`. numpy/matplotlib are imported only when the command
+runs, so `fairforge --help` stays fast.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fairforge.config.base import validate
+from fairforge.config import load_stage_config, validate
 from fairforge.config.evaluate import EvaluateConfig
 
 
@@ -33,19 +35,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="predictions (label, score, gender, race[, source, age, method, id]); repeat for several datasets",
     )
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
+    parser.add_argument("--config", type=Path, help="pipelines.yaml: its evaluate settings and taxonomy")
+    parser.add_argument("--preset", help="a preset of the config file: tiny or full")
     parser.add_argument(
-        "--threshold",
-        type=float,
-        default=defaults.threshold,
-        help="predicted fake when score >= T (default %(default)s)",
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="config override"
     )
     parser.add_argument(
-        "--bootstrap", type=int, default=defaults.bootstrap, metavar="N", help="bootstrap resamples for 95%% intervals"
+        "--threshold", type=float, help=f"predicted fake when score >= T (default {defaults.threshold})"
     )
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="bootstrap seed (default %(default)s)")
+    parser.add_argument(
+        "--bootstrap",
+        type=int,
+        metavar="N",
+        help=f"bootstrap resamples for 95%% intervals (default {defaults.bootstrap})",
+    )
+    parser.add_argument("--seed", type=int, help=f"bootstrap seed (default {defaults.seed})")
     parser.add_argument(
         "--intra",
-        default=defaults.intra,
         metavar="SOURCE",
         help="the source the model was trained on (default: the first predictions file's source)",
     )
@@ -56,17 +62,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from .run import evaluate_files
 
-    config = validate(
-        EvaluateConfig,
-        {
-            "threshold": args.threshold,
-            "bootstrap": args.bootstrap,
-            "seed": args.seed,
-            "intra": args.intra,
-            "plots": not args.no_plots,
-        },
-        prefix="evaluate",
-    )
+    flags = {"threshold": args.threshold, "bootstrap": args.bootstrap, "seed": args.seed, "intra": args.intra}
+    given = {key: value for key, value in flags.items() if value is not None}
+    if args.no_plots:
+        given["plots"] = False
+    base = load_stage_config(args.config, args.preset, args.overrides).evaluate
+    config = validate(EvaluateConfig, {**base.model_dump(), **given}, prefix="evaluate")
     report = evaluate_files(args.predictions, args.out, config, progress=True)
     overall, fairness = report["overall"], report["fairness"]["intersectional"]
 

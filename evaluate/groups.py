@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from fairforge.errors import ManifestError
-from fairforge.taxonomy import DEFAULT_TAXONOMY, UNKNOWN, Taxonomy, group_name
+from fairforge.taxonomy import UNKNOWN, Taxonomy, group_name
 
 #: The groupings a fairness metric is computed over, in report order.
 ATTRIBUTES: tuple[str, ...] = ("intersectional", "gender", "race")
@@ -59,7 +59,7 @@ class Cells:
         return self.groupings[attribute].lookup[self.code]
 
 
-def build_groupings(taxonomy: Taxonomy = DEFAULT_TAXONOMY) -> tuple[tuple[tuple[str, str], ...], dict[str, Grouping]]:
+def build_groupings(taxonomy: Taxonomy) -> tuple[tuple[tuple[str, str], ...], dict[str, Grouping]]:
     """The cells of `taxonomy` and the groupings over them (independent of any data)."""
     genders = (*taxonomy.genders, UNKNOWN)
     races = (*taxonomy.races, UNKNOWN)
@@ -133,7 +133,7 @@ def attribute_codes(
 def make_cells(
     genders: Sequence[object] | np.ndarray,
     races: Sequence[object] | np.ndarray,
-    taxonomy: Taxonomy = DEFAULT_TAXONOMY,
+    taxonomy: Taxonomy,
     file: str = "<arrays>",
 ) -> Cells:
     """Cells of the rows given their gender and race (taxonomy names or `unknown`)."""

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from fairforge.errors import ManifestError
-from fairforge.taxonomy import DEFAULT_TAXONOMY, Taxonomy
+from fairforge.taxonomy import Taxonomy
 
 from .groups import Cells, make_cells
 
@@ -108,7 +108,7 @@ def check_predictions(
     scores: Sequence[object] | np.ndarray,
     genders: Sequence[object] | np.ndarray | pa.ChunkedArray,
     races: Sequence[object] | np.ndarray | pa.ChunkedArray,
-    taxonomy: Taxonomy = DEFAULT_TAXONOMY,
+    taxonomy: Taxonomy,
     file: str = "<arrays>",
     sources: Sequence[object] | np.ndarray | pa.ChunkedArray | None = None,
 ) -> Predictions:
@@ -131,7 +131,7 @@ def check_predictions(
     return Predictions(checked_labels, checked_scores, cells, codes, names, file)
 
 
-def read_predictions(path: str | os.PathLike[str], taxonomy: Taxonomy = DEFAULT_TAXONOMY) -> Predictions:
+def read_predictions(path: str | os.PathLike[str], taxonomy: Taxonomy) -> Predictions:
     """Read and check one predictions file; a missing `source` column tags every row with the file's stem."""
     file = str(path)
     if not Path(file).is_file():

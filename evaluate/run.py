@@ -18,7 +18,6 @@ from typing import Any
 from fairforge.atomic import atomic_write_bytes
 from fairforge.config.evaluate import EvaluateConfig
 from fairforge.errors import FairforgeError
-from fairforge.taxonomy import DEFAULT_TAXONOMY, Taxonomy
 
 from .cross import cross_dataset
 from .inputs import concat_predictions, read_predictions
@@ -31,11 +30,14 @@ def evaluate_files(
     predictions: Sequence[str | os.PathLike[str]],
     out: str | os.PathLike[str],
     config: EvaluateConfig | None = None,
-    taxonomy: Taxonomy = DEFAULT_TAXONOMY,
     progress: bool = False,
 ) -> dict[str, Any]:
-    """Evaluate predictions files into `out`; returns the report dict written to report.json."""
+    """Evaluate predictions files into `out`; returns the report dict written to report.json.
+
+    The groups are those of `config.taxonomy` (the pipeline's `taxonomy:`).
+    """
     config = config or EvaluateConfig()
+    taxonomy = config.taxonomy.build("evaluate.taxonomy")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise FairforgeError(f"--out {out}: exists and is not a folder")

@@ -190,7 +190,7 @@ def check_relative_path(path: str) -> str | None:
 
 def row_problems(
     frame: pd.DataFrame,
-    taxonomy: Taxonomy = DEFAULT_TAXONOMY,
+    taxonomy: Taxonomy,
     root: Path | None = None,
     check_files: bool = False,
 ) -> list[tuple[int, str, str]]:
@@ -261,7 +261,7 @@ def row_problems(
 def validate_frame(
     frame: pd.DataFrame,
     file: str,
-    taxonomy: Taxonomy = DEFAULT_TAXONOMY,
+    taxonomy: Taxonomy,
     root: Path | None = None,
     check_files: bool = False,
 ) -> None:
@@ -294,7 +294,10 @@ def read_manifest(
     check_files: bool = False,
     validate: bool = True,
 ) -> pd.DataFrame:
-    """Read and validate a manifest; `df.attrs["root"]` is the folder its paths are relative to."""
+    """Read and validate a manifest; `df.attrs["root"]` is the folder its paths are relative to.
+
+    The default taxonomy is for reading a manifest by hand; every stage passes its configured one.
+    """
     file = resolve_manifest_path(path)
     try:
         table = pq.read_table(file)
@@ -424,7 +427,8 @@ def completed_ids(folder: str | os.PathLike[str]) -> set[str]:
 def merge_shards(
     folder: str | os.PathLike[str],
     order: Sequence[str] | None = None,
-    taxonomy: Taxonomy = DEFAULT_TAXONOMY,
+    *,
+    taxonomy: Taxonomy,
 ) -> Path:
     """Join `manifest.parquet` and every shard into one manifest, then remove the shards.
 

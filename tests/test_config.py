@@ -55,9 +55,8 @@ def test_unknown_preset_and_bad_yaml(tmp_path):
 
 def test_bad_taxonomy_is_an_error(tmp_path):
     (tmp_path / "p.yaml").write_text("taxonomy:\n  races: [A, B]\n")
-    cfg = load_pipeline_config(tmp_path / "p.yaml", preset=None)
-    with pytest.raises(ConfigError, match=r"taxonomy.race_map\['White'\]"):
-        cfg.taxonomy.build()
+    with pytest.raises(ConfigError, match=r"taxonomy.race_map\['White'\]"):  # at load time, before any stage
+        load_pipeline_config(tmp_path / "p.yaml", preset=None)
 
 
 def test_merge_and_overrides():

@@ -10,6 +10,7 @@ from fairforge.evaluate import bootstrap_stats, fairness_report
 from fairforge.evaluate.bootstrap import draw_counts, plan_bins, resample_stats
 from fairforge.evaluate.groups import make_cells
 from fairforge.evaluate.stats import group_stats
+from fairforge.taxonomy import DEFAULT_TAXONOMY
 
 
 def _data(n: int, seed: int, decimals: int | None = None):
@@ -20,7 +21,7 @@ def _data(n: int, seed: int, decimals: int | None = None):
         s = np.round(s, decimals)
     genders = np.array(["male", "female", "unknown"])[rng.integers(0, 3, n)]
     races = np.array(["Asian", "White", "Black", "Others"])[rng.integers(0, 4, n)]
-    return y, s, make_cells(genders, races)
+    return y, s, make_cells(genders, races, DEFAULT_TAXONOMY)
 
 
 def test_resample_statistics_equal_sklearn_with_weights():

@@ -13,6 +13,7 @@ from browser import assert_looks_like_a_report, screenshot
 from fairforge.cli import main
 from fairforge.errors import ManifestError
 from fairforge.evaluate import fairness_report, read_predictions
+from fairforge.taxonomy import DEFAULT_TAXONOMY
 
 
 def write_predictions(path: Path, source: str | None, n: int = 800, seed: int = 0, shift: float = 0.2) -> pd.DataFrame:
@@ -135,7 +136,7 @@ def _bad_file(tmp_path: Path, change) -> Path:  # type: ignore[no-untyped-def]
 def test_bad_input_names_file_row_column_and_writes_nothing(tmp_path, capsys, change, row, column, words):
     path = _bad_file(tmp_path, change)
     with pytest.raises(ManifestError) as error:
-        read_predictions(path)
+        read_predictions(path, DEFAULT_TAXONOMY)
     assert error.value.file == str(path) and error.value.row == row and error.value.column == column
     assert words in str(error.value)
     out = tmp_path / "out"

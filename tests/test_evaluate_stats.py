@@ -9,6 +9,7 @@ from sklearn import metrics as skm
 from fairforge.evaluate import fairness_report
 from fairforge.evaluate.groups import make_cells
 from fairforge.evaluate.stats import group_stats
+from fairforge.taxonomy import DEFAULT_TAXONOMY
 
 # Two groups of four rows; every count below is worked out by hand at threshold 0.5.
 LABELS = [1, 1, 0, 0, 1, 0, 0, 0]
@@ -85,7 +86,7 @@ def test_ranking_stats_equal_sklearn_per_group(ties):
             s = np.round(0.5 * s + 0.4 * y * s, 2)
         genders = np.array(["male", "female", "unknown"])[rng.integers(0, 3, n)]
         races = np.array(["Asian", "White", "Black", "Others", "unknown"])[rng.integers(0, 5, n)]
-        cells = make_cells(genders, races)
+        cells = make_cells(genders, races, DEFAULT_TAXONOMY)
         stats = group_stats(y, s, cells, 0.5)
         for attribute, gs in stats.items():
             codes = cells.group_codes(attribute)

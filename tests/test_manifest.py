@@ -136,11 +136,11 @@ def test_shards_resume_and_merge_idempotently(tmp_path):
         writer.add(data[4])
         writer.add(data[0])  # a duplicate (re-done after a crash): the first written wins
     order = [r["id"] for r in reversed(data)]
-    mf.merge_shards(tmp_path, order=order)
+    mf.merge_shards(tmp_path, order=order, taxonomy=mf.DEFAULT_TAXONOMY)
     merged = mf.read_manifest(tmp_path)
     assert merged["id"].tolist() == order
     assert not (tmp_path / "shards").exists()
-    again = mf.merge_shards(tmp_path, order=order)
+    again = mf.merge_shards(tmp_path, order=order, taxonomy=mf.DEFAULT_TAXONOMY)
     assert mf.read_manifest(again)["id"].tolist() == order
 
 

@@ -57,8 +57,8 @@ def make_toy_manifest(
 
 def test_dataset_reads_rows_as_tensors(tmp_path: Path) -> None:
     manifest = make_toy_manifest(tmp_path, n=16, size=32)
-    frame = load_manifests([str(manifest)], "train", "data.train")
-    info = data_info(frame)
+    frame = load_manifests([str(manifest)], "train", "data.train", DEFAULT_TAXONOMY)
+    info = data_info(frame, DEFAULT_TAXONOMY)
     dataset = ManifestDataset(frame, info, DataConfig(resolution=48))
     item = dataset[3]
     assert item["image"].shape == (3, 48, 48) and item["image"].dtype.is_floating_point is False
@@ -70,7 +70,7 @@ def test_dataset_reads_rows_as_tensors(tmp_path: Path) -> None:
 
 def test_balanced_sampler_equalizes_cells_and_is_reproducible(tmp_path: Path) -> None:
     manifest = make_toy_manifest(tmp_path, n=64)
-    frame = load_manifests([str(manifest)], None, "data.train")
+    frame = load_manifests([str(manifest)], None, "data.train", DEFAULT_TAXONOMY)
     # make the set unbalanced: drop most of one cell
     keep = ~((frame["gender"] == "male") & (frame["race"] == "Asian")) | (frame.index < 2)
     frame = frame[keep].reset_index(drop=True)
@@ -87,7 +87,7 @@ def test_balanced_sampler_equalizes_cells_and_is_reproducible(tmp_path: Path) ->
 
 def test_paired_sampler_puts_each_fake_after_its_source(tmp_path: Path) -> None:
     manifest = make_toy_manifest(tmp_path, n=32, sbi_pairs=True)
-    frame = load_manifests([str(manifest)], None, "data.train")
+    frame = load_manifests([str(manifest)], None, "data.train", DEFAULT_TAXONOMY)
     sampler = TrainSampler(frame, DataConfig(paired=True, batch_size=4), DEFAULT_TAXONOMY, seed=0, paired=True)
     rows = [k for k, _ in sampler]
     assert len(rows) == 32
@@ -99,20 +99,20 @@ def test_paired_sampler_puts_each_fake_after_its_source(tmp_path: Path) -> None:
 
 def test_missing_manifest_is_named(tmp_path: Path) -> None:
     with pytest.raises(ManifestError, match="nope.parquet.*manifest not found"):
-        load_manifests([str(tmp_path / "nope.parquet")], None, "data.train")
+        load_manifests([str(tmp_path / "nope.parquet")], None, "data.train", DEFAULT_TAXONOMY)
     with pytest.raises(ConfigError, match="data.train: no manifest given"):
-        load_manifests([], None, "data.train")
+        load_manifests([], None, "data.train", DEFAULT_TAXONOMY)
     manifest = make_toy_manifest(tmp_path, n=4)
     with pytest.raises(ConfigError, match="data.val: no row with split == 'val'"):
-        load_manifests([str(manifest)], "val", "data.val")
+        load_manifests([str(manifest)], "val", "data.val", DEFAULT_TAXONOMY)
 
 
 def test_corrupt_image_names_file_row_and_path(tmp_path: Path) -> None:
     manifest = make_toy_manifest(tmp_path, n=8)
     (tmp_path / "img" / "0005.png").write_bytes(b"not a png")
     (tmp_path / "img" / "0006.png").unlink()
-    frame = load_manifests([str(manifest)], None, "data.train")
-    info = data_info(frame)
+    frame = load_manifests([str(manifest)], None, "data.train", DEFAULT_TAXONOMY)
+    info = data_info(frame, DEFAULT_TAXONOMY)
     dataset = ManifestDataset(frame, info, DataConfig(resolution=32))
     with pytest.raises(ManifestError, match=r"manifest.parquet row 5 column 'path': cannot read image .*0005.png"):
         dataset[5]

@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from fairforge.config.train import DataConfig
 from fairforge.errors import ConfigError, ManifestError
 from fairforge.manifest import concat_manifests, read_manifest
-from fairforge.taxonomy import DEFAULT_TAXONOMY, UNKNOWN, Taxonomy
+from fairforge.taxonomy import UNKNOWN, Taxonomy
 
 from .augment import augment, is_identity
 from .methods.base import DataInfo
@@ -40,9 +40,7 @@ logger = logging.getLogger(__name__)
 MAX_REPLACEMENTS = 16
 
 
-def load_manifests(
-    paths: Sequence[str], split: str | None, key: str, taxonomy: Taxonomy = DEFAULT_TAXONOMY
-) -> pd.DataFrame:
+def load_manifests(paths: Sequence[str], split: str | None, key: str, taxonomy: Taxonomy) -> pd.DataFrame:
     """The rows of every manifest in `paths` with `split == split` (all rows for None), paths rebased."""
     if not paths:
         raise ConfigError(f"{key}: no manifest given")
@@ -84,7 +82,7 @@ def group_indexes(frame: pd.DataFrame, taxonomy: Taxonomy) -> np.ndarray:
     return np.array([taxonomy.group_index(g, r) for g, r in zip(genders, races)], dtype=np.int64)
 
 
-def data_info(frame: pd.DataFrame, taxonomy: Taxonomy = DEFAULT_TAXONOMY) -> DataInfo:
+def data_info(frame: pd.DataFrame, taxonomy: Taxonomy) -> DataInfo:
     """The vocabularies and counts of the training rows (see `DataInfo`)."""
     groups = group_indexes(frame, taxonomy)
     labels = frame["label"].astype(int).to_numpy()

@@ -37,7 +37,6 @@ from fairforge.atomic import atomic_write_json, atomic_write_text
 from fairforge.config import dump_yaml, load_model
 from fairforge.config.train import TrainConfig
 from fairforge.manifest import file_sha256
-from fairforge.taxonomy import DEFAULT_TAXONOMY, Taxonomy
 from fairforge.train.checkpoint import (
     TrainState,
     export,
@@ -85,8 +84,9 @@ def load_config(config: str, overrides: Sequence[str] = ()) -> TrainConfig:
     return load_model(TrainConfig, path, overrides)
 
 
-def train(cfg: TrainConfig, resume: str | None = None, taxonomy: Taxonomy = DEFAULT_TAXONOMY) -> dict[str, Any]:
+def train(cfg: TrainConfig, resume: str | None = None) -> dict[str, Any]:
     """Run training; returns the final metrics. Every process calls this."""
+    taxonomy = cfg.taxonomy.build("train.taxonomy")
     method = get_method(cfg.method)
     method.check_config(cfg)
     output_dir = Path(cfg.output_dir)
@@ -215,7 +215,7 @@ def _end_of_epoch(accelerator, method, model, val_loader, val_frame, cfg, state,
     if val_loader is None:
         return metrics
     indexes, scores = score_loader(method, model, val_loader, accelerator, cfg.data, desc="validate")
-    flat, _ = validation_metrics(predictions_frame(val_frame, indexes, scores), taxonomy=info.taxonomy)
+    flat, _ = validation_metrics(predictions_frame(val_frame, indexes, scores), info.taxonomy)
     metrics.update(flat)
     state.history.append(metrics)
     score = selection_score(flat, cfg.select)

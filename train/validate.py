@@ -12,14 +12,15 @@ from typing import Any
 import pandas as pd
 
 from fairforge.config.train import FAIRNESS_METRICS, SelectConfig
-from fairforge.taxonomy import DEFAULT_TAXONOMY, Taxonomy
+from fairforge.taxonomy import Taxonomy
 
 #: Overall statistics and intersectional fairness metrics logged every epoch.
 OVERALL_KEYS = ("auc", "acc", "eer", "ap")
 FAIRNESS_KEYS = FAIRNESS_METRICS
 
 
-def report(pred: pd.DataFrame, threshold: float = 0.5, taxonomy: Taxonomy = DEFAULT_TAXONOMY) -> dict[str, Any]:
+def report(pred: pd.DataFrame, threshold: float, taxonomy: Taxonomy) -> dict[str, Any]:
+    """evaluate's report of one set of validation predictions, over the training taxonomy's groups."""
     from fairforge.evaluate import fairness_report
 
     return fairness_report(
@@ -28,6 +29,7 @@ def report(pred: pd.DataFrame, threshold: float = 0.5, taxonomy: Taxonomy = DEFA
         pred["gender"].to_numpy(),
         pred["race"].to_numpy(),
         threshold=threshold,
+        taxonomy=taxonomy,
     )
 
 
@@ -38,7 +40,7 @@ def _flat(rep: dict[str, Any], prefix: str) -> dict[str, float | None]:
 
 
 def validation_metrics(
-    pred: pd.DataFrame, threshold: float = 0.5, taxonomy: Taxonomy = DEFAULT_TAXONOMY
+    pred: pd.DataFrame, taxonomy: Taxonomy, threshold: float = 0.5
 ) -> tuple[dict[str, float | None], dict[str, Any]]:
     """(flat scalars `val/auc`, `val/F_FPR`, `val/<source>/auc`, ...; the full reports by scope)."""
     reports = {"all": report(pred, threshold, taxonomy)}

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from .base import StrictModel
+from .taxonomy import TaxonomyConfig
 
 
 class EvaluateConfig(StrictModel):
@@ -23,3 +24,4 @@ class EvaluateConfig(StrictModel):
     )
     intra: str | None = Field(None, description="the source the model was trained on (default: the first file's)")
     plots: bool = Field(True, description="write PNG plots and embed them in report.html")
+    taxonomy: TaxonomyConfig = Field(TaxonomyConfig(), description="the groups reported (the pipeline's)")

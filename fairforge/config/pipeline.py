@@ -13,30 +13,16 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from fairforge.errors import ConfigError
-from fairforge.taxonomy import Taxonomy
 
 from .balance import BalanceConfig, ReleaseConfig
 from .base import StrictModel, apply_overrides, deep_merge, load_yaml, validate
 from .evaluate import EvaluateConfig
 from .generate import GenerateConfig
+from .taxonomy import TaxonomyConfig
 from .train import TrainConfig
-
-
-class TaxonomyConfig(StrictModel):
-    genders: list[str] = list(Taxonomy().genders)
-    races: list[str] = list(Taxonomy().races)
-    ages: list[str] = list(Taxonomy().ages)
-    race_map: dict[str, str] = dict(Taxonomy().race_map)
-    gender_map: dict[str, str] = dict(Taxonomy().gender_map)
-
-    def build(self) -> Taxonomy:
-        try:
-            return Taxonomy.from_config(self.model_dump())
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
 
 
 class RealDatasetConfig(StrictModel):
@@ -85,11 +71,29 @@ class PipelineConfig(StrictModel):
     @field_validator("stages")
     @classmethod
     def _known_stages(cls, value: list[str]) -> list[str]:
-        known = {"import", "generate", "balance", "release", "train", "predict", "evaluate"}
-        unknown = [s for s in value if s not in known]
+        """The choices are the stage registry's (fairforge/pipeline/stages.py), imported only here."""
+        from fairforge.pipeline.stage import STAGES
+
+        unknown = [s for s in value if s not in STAGES]
         if unknown:
-            raise ValueError(f"unknown stage(s) {unknown}; expected some of {sorted(known)}")
+            raise ValueError(f"unknown stage(s) {unknown}; expected some of {STAGES.names()}")
         return value
+
+    @model_validator(mode="after")
+    def _one_taxonomy(self) -> PipelineConfig:
+        """The top-level `taxonomy:` is every stage's: train and evaluate take it unless they state the same one."""
+        for name in TAXONOMY_SECTIONS:
+            section = getattr(self, name)
+            if "taxonomy" in section.model_fields_set and section.taxonomy != self.taxonomy:
+                raise ValueError(
+                    f"{name}.taxonomy differs from the top-level taxonomy; state the taxonomy once, at the top level"
+                )
+            section.taxonomy = self.taxonomy
+        return self
+
+
+#: Sections that carry their own copy of the top-level taxonomy (their stages run from that section alone).
+TAXONOMY_SECTIONS = ("train", "evaluate")
 
 
 def merge_preset(raw: dict[str, Any], preset: str | None, source: str = "pipelines.yaml") -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from .base import StrictModel
+from .taxonomy import TaxonomyConfig
 from .train_methods import DAGFDDConfig, DAWFDDConfig, PGFDDConfig, RoGAConfig
 
 #: Validation metrics a `select: auc_under_fairness` bound may name (evaluate's intersectional F_* keys).
@@ -141,6 +142,9 @@ class TrainConfig(StrictModel):
     method: str = Field("ddfg", description="a registered method: erm, ddfg, dag_fdd, daw_fdd, pg_fdd, roga")
     seed: int = 0
     output_dir: str = "runs/train"
+    taxonomy: TaxonomyConfig = Field(
+        TaxonomyConfig(), description="the groups of the demographic heads and of validation (the pipeline's)"
+    )
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     optimizer: OptimizerConfig = OptimizerConfig()

@@ -12,12 +12,11 @@ import html
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fairforge.atomic import atomic_write_text
 
-if TYPE_CHECKING:
-    from .runner import StageContext, StageResult
+from .stage import StageContext, StageResult
 
 FAIRNESS_KEYS = ("F_FPR", "F_OAE", "F_DP", "F_MEO", "F_AUC")
 

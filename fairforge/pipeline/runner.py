@@ -15,83 +15,16 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from fairforge.config import PipelineConfig, load_pipeline_config
+from fairforge.config import load_pipeline_config
 from fairforge.errors import ConfigError, FairforgeError
 
 from . import state
+from .stage import STAGES, StageContext, StageResult
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class StageContext:
-    """What every stage planner sees: the config (file, preset, overrides and parsed) and the run folder."""
-
-    config_path: Path
-    preset: str
-    overrides: list[str]
-    cfg: PipelineConfig
-    run_dir: Path
-    python: str = sys.executable
-
-    def stage_dir(self, name: str) -> Path:
-        return self.run_dir / name
-
-    def fairforge(self, *args: str | os.PathLike[str]) -> list[str]:
-        """A `python -m fairforge ...` command line with the pipeline's config and preset."""
-        return [self.python, "-m", "fairforge", *map(str, args)]
-
-    def config_args(self) -> list[str]:
-        args = ["--config", str(self.config_path), "--preset", self.preset]
-        for item in self.overrides:
-            args += ["--set", item]
-        return args
-
-
-@dataclass
-class StagePlan:
-    """What a stage will run, what it reads, what it must leave behind, and the config it depends on."""
-
-    commands: list[list[str]]
-    inputs: list[Path]
-    outputs: list[Path]
-    config: dict[str, Any]
-    env: dict[str, str] = field(default_factory=dict)
-    skip_reason: str | None = None  # e.g. "no real datasets configured"
-
-
-@dataclass(frozen=True)
-class Stage:
-    name: str
-    plan: Callable[[StageContext], StagePlan]
-    help: str
-
-
-#: name -> Stage, in pipeline order; stages.py registers them.
-STAGES: dict[str, Stage] = {}
-
-
-def register_stage(
-    name: str, help: str
-) -> Callable[[Callable[[StageContext], StagePlan]], Callable[[StageContext], StagePlan]]:
-    def wrap(plan: Callable[[StageContext], StagePlan]) -> Callable[[StageContext], StagePlan]:
-        STAGES[name] = Stage(name, plan, help)
-        return plan
-
-    return wrap
-
-
-@dataclass
-class StageResult:
-    name: str
-    status: str  # ran | skipped (up to date) | skipped (reason) | failed
-    seconds: float
-    log: Path | None = None
 
 
 def select_stages(order: Sequence[str], from_: str | None, to: str | None) -> list[str]:
@@ -131,8 +64,6 @@ def run_pipeline(
     force: Sequence[str] = (),
 ) -> list[StageResult]:
     """Run (or skip) every selected stage; raise `FairforgeError` naming the stage that failed."""
-    from . import stages as _stages  # noqa: F401  (registers the stages)
-
     config_path = Path(config_path).resolve()
     cfg = load_pipeline_config(config_path, preset=preset, overrides=overrides)
     run_dir = Path(out).resolve()
@@ -140,10 +71,10 @@ def run_pipeline(
     ctx = StageContext(config_path, preset, list(overrides), cfg, run_dir)
     unknown = [name for name in cfg.stages if name not in STAGES]
     if unknown:
-        raise ConfigError(f"stages: {unknown} have no runner; expected some of {list(STAGES)}")
+        raise ConfigError(f"stages: {unknown} have no runner; expected some of {STAGES.names()}")
     for name in force:
         if name not in STAGES:
-            raise ConfigError(f"--force {name!r}: not a stage; expected one of {list(STAGES)}")
+            raise ConfigError(f"--force {name!r}: not a stage; expected one of {STAGES.names()}")
     from .preflight import check_required
 
     check_required(ctx)
@@ -151,7 +82,8 @@ def run_pipeline(
     results: list[StageResult] = []
     for name in select_stages(cfg.stages, from_, to):
         stage_dir = ctx.stage_dir(name)
-        plan = STAGES[name].plan(ctx)
+        stage = STAGES.get(name, key="stages")
+        plan = stage.plan(ctx)
         if plan.skip_reason:
             print(f"[{name}] skipped: {plan.skip_reason}")
             results.append(StageResult(name, f"skipped ({plan.skip_reason})", 0.0))
@@ -165,7 +97,7 @@ def run_pipeline(
         stage_dir.mkdir(parents=True, exist_ok=True)
         log_file = stage_dir / "log.txt"
         log_file.write_text("")
-        print(f"[{name}] running ({STAGES[name].help})")
+        print(f"[{name}] running ({stage.help})")
         start = time.perf_counter()
         for command in plan.commands:
             code = _run_command(command, log_file, plan.env)

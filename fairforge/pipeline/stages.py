@@ -14,7 +14,7 @@ import yaml
 
 from fairforge.manifest import MANIFEST_NAME
 
-from .runner import StageContext, StagePlan, register_stage
+from .stage import StageContext, StagePlan, register_stage
 
 SYNTH_SOURCE = "fairforge-synth"
 
@@ -157,17 +157,19 @@ def plan_predict(ctx: StageContext) -> StagePlan:
         commands.append(command)
         outputs.append(out / f"{name}.parquet")
     inputs = [checkpoint, *(m for _, m, _ in _test_sets(ctx))]
-    return StagePlan(commands, inputs, outputs, {"sets": [n for n, _, _ in _test_sets(ctx)]})
+    # The detector reads the test manifests with the taxonomy it was trained with (stored in the
+    # export, from train.taxonomy); it is part of the fingerprint so a new taxonomy rescores.
+    config = {"sets": [n for n, _, _ in _test_sets(ctx)], "taxonomy": ctx.cfg.taxonomy.model_dump()}
+    return StagePlan(commands, inputs, outputs, config)
 
 
 @register_stage("evaluate", "detection and fairness metrics, intra vs cross dataset, report and plots")
 def plan_evaluate(ctx: StageContext) -> StagePlan:
     predictions = [ctx.stage_dir("predict") / f"{name}.parquet" for name, _, _ in _test_sets(ctx)]
     out = ctx.stage_dir("evaluate")
-    command = ctx.fairforge("evaluate", "--out", out, "--intra", SYNTH_SOURCE)
+    command = ctx.fairforge("evaluate", *ctx.config_args(), "--out", out, "--intra", SYNTH_SOURCE)
     for p in predictions:
         command += ["--predictions", p]
-    command += ["--threshold", str(ctx.cfg.evaluate.threshold), "--bootstrap", str(ctx.cfg.evaluate.bootstrap)]
     return StagePlan(
         [command], predictions, [out / "report.json"], {"evaluate": ctx.cfg.evaluate.model_dump(mode="json")}
     )
