@@ -9,8 +9,7 @@ import torch):
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from fairforge.lazy import lazy_getattr
 
 _EXPORTS = {
     "BACKENDS": ".backends",
@@ -23,12 +22,5 @@ _EXPORTS = {
     "BalanceResult": ".run",
     "run_balance": ".run",
 }
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name], __name__), name)
-
-
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)

@@ -8,8 +8,7 @@ Exports load on first use, so `fairforge --help` does not import OpenCV and pand
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from fairforge.lazy import lazy_getattr
 
 _EXPORTS = {
     "DETECTORS": "faces",
@@ -19,14 +18,5 @@ _EXPORTS = {
     "regenerate": "reproduce",
     "self_blend": "sbi",
 }
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    globals()[name] = value
-    return value
-
-
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)

@@ -109,3 +109,27 @@ def test_predict_and_evaluate_stages_take_the_pipeline_taxonomy(tmp_path: Path):
     assert plans["default"][1].config != plans["five"][1].config
     evaluate_command = plans["five"][1].commands[0]
     assert all(item in evaluate_command for item in FIVE_RACES)
+
+
+def test_import_maps_labels_onto_the_configured_taxonomy(tmp_path: Path):
+    from PIL import Image
+
+    from fairforge.cli import main
+    from fairforge.manifest import read_manifest
+
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    for name in ("a.png", "b.png"):
+        Image.new("RGB", (8, 8)).save(folder / name)
+    (folder / "metadata.csv").write_text(
+        "file_name,label,gender,race\na.png,0,Male,Indian\nb.png,1,Female,Latino_Hispanic\n"
+    )
+    config = tmp_path / "p.yaml"
+    config.write_text("taxonomy: {}\n")
+    argv = ["import", "imagefolder", "--root", str(folder), "--config", str(config)]
+    assert main([*argv, "--out", str(tmp_path / "four")]) == 0
+    assert read_manifest(tmp_path / "four")["race"].tolist() == ["Others", "Others"]
+    sets = [item for override in FIVE_RACES for item in ("--set", override)]
+    assert main([*argv, *sets, "--out", str(tmp_path / "five")]) == 0
+    five = read_manifest(tmp_path / "five", taxonomy=five_race_taxonomy().build())
+    assert five["race"].tolist() == ["Indian", "Others"]

@@ -29,13 +29,23 @@ class RealDatasetConfig(StrictModel):
     """A real dataset the user already has, imported into a manifest by `fairforge import`."""
 
     name: str
-    format: Literal["pgfdd", "deepfakebench", "imagefolder"]
+    format: str = Field(description="an import format: pgfdd, deepfakebench, imagefolder (`fairforge import --help`)")
     images_root: str
     csv: str | None = None
     json_file: str | None = Field(default=None, alias="json")
     split: Literal["train", "val", "test"] | None = None
     role: Literal["train", "test", "both"] = "both"
     url: str | None = None
+
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, value: str) -> str:
+        """The choices are the importers' registry (fairforge/importers/cli.py)."""
+        from fairforge.importers.cli import FORMATS
+
+        if value not in FORMATS:
+            raise ValueError(f"unknown import format {value!r}; expected one of {FORMATS.names()}")
+        return value
 
 
 class LaunchConfig(StrictModel):

@@ -10,8 +10,9 @@ this package, which must not pull in pandas and PIL.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from fairforge.lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from .common import REJECTED_NAME, ImportOptions
@@ -27,9 +28,4 @@ _HOMES = {
     "import_pgfdd": "pgfdd",
 }
 __all__ = ["REJECTED_NAME", "ImportOptions", "import_deepfakebench", "import_imagefolder", "import_pgfdd"]
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
+__getattr__ = lazy_getattr(__name__, _HOMES)

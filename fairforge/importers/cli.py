@@ -1,7 +1,8 @@
 """`fairforge import <format> ...`: one subcommand per input format.
 
-Formats register in `FORMATS` (name -> help, argument builder, runner); the options every format
-shares (`--out`, `--skip-bad`, `--link`/`--copy`, `--no-verify-images`) are added once. pandas and
+Formats register in the `FORMATS` registry (name -> help, argument builder, runner); the options
+every format shares (`--out`, `--skip-bad`, `--link`/`--copy`, `--no-verify-images`, and
+`--config/--preset/--set` for the taxonomy the labels are mapped onto) are added once. pandas and
 PIL are imported when a command runs, so `fairforge --help` stays fast.
 """
 
@@ -9,13 +10,36 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from fairforge.registry import Registry
 
-def _options(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+if TYPE_CHECKING:
     from .common import ImportOptions
 
-    return ImportOptions(skip_bad=args.skip_bad, place=args.place, verify_images=args.verify_images)
+
+@dataclass(frozen=True)
+class ImportFormat:
+    """One input format: its help line, its own arguments, and the run that returns the manifest written."""
+
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], Path]
+
+
+#: format name -> ImportFormat; `datasets[].format` of pipelines.yaml takes its choices from here.
+FORMATS: Registry[ImportFormat] = Registry("import format")
+
+
+def _options(args: argparse.Namespace) -> ImportOptions:
+    from fairforge.config import load_stage_config
+
+    from .common import ImportOptions
+
+    taxonomy = load_stage_config(args.config, args.preset, args.overrides).taxonomy.build()
+    return ImportOptions(skip_bad=args.skip_bad, place=args.place, verify_images=args.verify_images, taxonomy=taxonomy)
 
 
 def _pgfdd_arguments(parser: argparse.ArgumentParser) -> None:
@@ -87,20 +111,18 @@ def _imagefolder_run(args: argparse.Namespace) -> Path:
     return import_imagefolder(args.root, args.out, source=args.source, options=_options(args))
 
 
-#: format -> (help, add arguments, run returning the manifest written)
-FORMATS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], Path]]] = {
-    "pgfdd": ("PG-FDD / DAW-FDD / AI-Face annotation CSV", _pgfdd_arguments, _pgfdd_run),
-    "deepfakebench": ("DeepfakeBench dataset JSON", _deepfakebench_arguments, _deepfakebench_run),
-    "imagefolder": (
-        "Hugging Face imagefolder (metadata.csv / metadata.jsonl)",
-        _imagefolder_arguments,
-        _imagefolder_run,
-    ),
-}
+FORMATS.register("pgfdd", ImportFormat("PG-FDD / DAW-FDD / AI-Face annotation CSV", _pgfdd_arguments, _pgfdd_run))
+FORMATS.register(
+    "deepfakebench", ImportFormat("DeepfakeBench dataset JSON", _deepfakebench_arguments, _deepfakebench_run)
+)
+FORMATS.register(
+    "imagefolder",
+    ImportFormat("Hugging Face imagefolder (metadata.csv / metadata.jsonl)", _imagefolder_arguments, _imagefolder_run),
+)
 
 
 def _run(args: argparse.Namespace) -> int:
-    manifest = FORMATS[args.format][2](args)
+    manifest = FORMATS.get(args.format, key="import").run(args)
     print(manifest)
     return 0
 
@@ -108,10 +130,15 @@ def _run(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("import", help="turn an existing dataset into a manifest")
     formats = parser.add_subparsers(dest="format", metavar="<format>", required=True)
-    for name, (help_text, add_arguments, _) in FORMATS.items():
-        sub = formats.add_parser(name, help=help_text, description=f"Import a {help_text} into OUT/manifest.parquet.")
-        add_arguments(sub)
+    for name, fmt in FORMATS.items():
+        sub = formats.add_parser(name, help=fmt.help, description=f"Import a {fmt.help} into OUT/manifest.parquet.")
+        fmt.add_arguments(sub)
         sub.add_argument("--out", required=True, type=Path, help="folder for manifest.parquet (and rejected.parquet)")
+        sub.add_argument("--config", type=Path, help="pipelines.yaml: the taxonomy labels are mapped onto")
+        sub.add_argument("--preset", help="a preset of the config file: tiny or full")
+        sub.add_argument(
+            "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="config override"
+        )
         sub.add_argument(
             "--skip-bad", action="store_true", help="write bad rows to OUT/rejected.parquet, import the rest"
         )

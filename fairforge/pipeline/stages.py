@@ -43,9 +43,13 @@ def plan_import(ctx: StageContext) -> StagePlan:
         else:
             args = ["imagefolder", "--root", d.images_root, "--source", d.name]
             inputs.append(Path(d.images_root))
-        commands.append(ctx.fairforge("import", *args, "--out", out))
+        commands.append(ctx.fairforge("import", *args, "--out", out, *ctx.config_args()))
         outputs.append(out / MANIFEST_NAME)
-    return StagePlan(commands, inputs, outputs, {"datasets": [d.model_dump(mode="json") for d in ctx.cfg.datasets]})
+    config = {
+        "datasets": [d.model_dump(mode="json") for d in ctx.cfg.datasets],
+        "taxonomy": ctx.cfg.taxonomy.model_dump(),
+    }
+    return StagePlan(commands, inputs, outputs, config)
 
 
 @register_stage("generate", "diffusion faces, face swaps and self-blended fakes over the prompt grid")
