@@ -17,12 +17,12 @@ from torch import nn
 from torch.func import functional_call
 
 from fairforge.config.train import TrainConfig
-from fairforge.train.efficient_sam import ORTHOGONAL, PERTURBATION, efficient_sam_update
 from fairforge.train.losses import bilevel_cvar, ldam_margins
 from fairforge.train.methods import StepContext, get_method
 from fairforge.train.methods.roga import ALIGN
 from fairforge.train.optim import build_optimizer
 from fairforge.train.sam import SAM
+from fairforge.train.updates.efficient_sam import ORTHOGONAL, PERTURBATION, efficient_sam_update
 
 
 class TinyNet(nn.Module):

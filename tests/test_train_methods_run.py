@@ -60,8 +60,8 @@ def _ranks_agree(accelerator: Accelerator) -> dict[str, bool]:
     from test_train_methods import TinyNet, _batch, _ctx, _sam_cfg
 
     from fairforge.config.train import TrainConfig
-    from fairforge.train.efficient_sam import efficient_sam_update
     from fairforge.train.methods import get_method
+    from fairforge.train.updates.efficient_sam import efficient_sam_update
 
     rank = accelerator.process_index
     batch = _batch(seed=4 + rank)

@@ -21,21 +21,16 @@ from torch import nn
 
 from fairforge.config.train import ModelConfig
 from fairforge.errors import ConfigError, MissingModelError
+from fairforge.registry import Registry
 
-_REGISTRY: dict[str, Callable[[ModelConfig], nn.Module]] = {}
+BackboneBuilder = Callable[[ModelConfig], nn.Module]
 
-
-def register_backbone(name: str) -> Callable[[Callable[[ModelConfig], nn.Module]], Callable[[ModelConfig], nn.Module]]:
-    """Register a builder for a backbone name that is not a timm name (it usually resolves to one)."""
-
-    def wrap(fn: Callable[[ModelConfig], nn.Module]) -> Callable[[ModelConfig], nn.Module]:
-        _REGISTRY[name] = fn
-        return fn
-
-    return wrap
+#: Backbone names that are not timm names (each usually resolves to one); any timm name works besides.
+BACKBONES: Registry[BackboneBuilder] = Registry("backbone")
+register_backbone = BACKBONES.register
 
 
-@register_backbone("tiny")
+@BACKBONES.register("tiny")
 def tiny_backbone(cfg: ModelConfig) -> nn.Module:
     """The tiny preset's random-weight timm backbone, saved once in timm's local-dir format."""
     from fairforge.tiny import ensure
@@ -45,8 +40,8 @@ def tiny_backbone(cfg: ModelConfig) -> nn.Module:
 
 def create_backbone(cfg: ModelConfig) -> nn.Module:
     """The feature extractor named by `model.backbone` (a registered name or any timm name)."""
-    if cfg.backbone in _REGISTRY:
-        return _REGISTRY[cfg.backbone](cfg)
+    if cfg.backbone in BACKBONES:
+        return BACKBONES.get(cfg.backbone)(cfg)
     return timm_backbone(cfg.backbone, cfg.pretrained, cfg.drop_rate)
 
 
@@ -67,7 +62,7 @@ def timm_backbone(name: str, pretrained: bool | str, drop_rate: float = 0.0) -> 
         raise MissingModelError(f"model.backbone: folder {name.removeprefix('local-dir:')} does not exist")
     if ":" not in name and not timm.is_model(name):
         raise ConfigError(
-            f"model.backbone: {name!r} is neither a registered backbone {sorted(_REGISTRY)} nor a timm model"
+            f"model.backbone: {name!r} is neither a registered backbone {BACKBONES.names()} nor a timm model"
         )
     try:
         return timm.create_model(name, pretrained=bool(pretrained), **kwargs)
@@ -80,4 +75,4 @@ def timm_backbone(name: str, pretrained: bool | str, drop_rate: float = 0.0) -> 
         raise
 
 
-__all__ = ["create_backbone", "register_backbone", "timm_backbone"]
+__all__ = ["BACKBONES", "BackboneBuilder", "create_backbone", "register_backbone", "timm_backbone"]

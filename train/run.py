@@ -14,7 +14,7 @@ starts ONE process, and `--cpu` does too):
 The script reads top to bottom: config -> Accelerator -> seed -> data -> model -> optimizer ->
 prepare -> schedule -> resume -> loop (train, validate, checkpoint) -> export. What differs
 between methods lives in `train/methods/` (the model and the update); what differs between
-optimizers in `train/updates.py`.
+optimizers in `train/updates/`.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ groups, so an LR scheduler is attached to `optimizer.base_optimizer` (or to SAM:
 same objects). `state_dict` is the base optimizer's: the only SAM state, the saved weights, lives
 between `first_step` and `second_step` and is never checkpointed.
 
-What SAM alone does not handle, and the trainer's SAM update (train/updates.py) does: batch-norm
+What SAM alone does not handle, and the trainer's SAM update (train/updates/) does: batch-norm
 running statistics must be updated by the first pass only (`bn_update_off`), DDP's first backward
 must not all-reduce when the ascent is local, and fp16 gradient scaling must be undone before the
 ascent.
@@ -89,6 +89,12 @@ class SAM(torch.optim.Optimizer):
             torch._foreach_add_(params, step)
         if zero_grad:
             self.zero_grad(set_to_none=True)
+
+    @torch.no_grad()
+    def perturbation(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Between `first_step` and `restore`: the moved parameters and their perturbations e = w_now - w."""
+        params = [p for group in self.param_groups for p in group["params"] if "old_p" in self.state[p]]
+        return params, [p.detach() - self.state[p]["old_p"] for p in params]
 
     @torch.no_grad()
     def restore(self) -> None:

@@ -101,7 +101,7 @@ class OptimizerConfig(StrictModel):
         "or from the all-reduced one",
     )
     update: str | None = Field(
-        None, description="the update rule (train/updates.py); null: `sam` when name is sam, else `plain`"
+        None, description="the update rule (train/updates/); null: `sam` when name is sam, else `plain`"
     )
     # efficient SAM: a full SAM ascent every `every` updates, reused in between
     every: int = Field(
@@ -117,7 +117,7 @@ class OptimizerConfig(StrictModel):
     @model_validator(mode="before")
     @classmethod
     def _efficient_sam_rule(cls, data: object) -> object:
-        """`every`/`reuse` given and no explicit rule: use the efficient SAM rule (train/efficient_sam.py)."""
+        """`every`/`reuse` given and no explicit rule: use the efficient SAM rule (train/updates/efficient_sam.py)."""
         if isinstance(data, dict) and data.get("update") is None and (data.get("every", 1) != 1 or "reuse" in data):
             return {**data, "update": "efficient_sam"}
         return data

@@ -21,7 +21,7 @@ one line of YAML. A method answers three questions:
            return ctx.update(lambda: my_losses(ctx.model, batch))
 
    `ctx.update(loss_fn)` runs the rule chosen by the config (`optimizer.name: sam` -> the SAM
-   update, otherwise a plain one; train/updates.py) and calls `loss_fn()` once per forward pass it
+   update, otherwise a plain one; train/updates/) and calls `loss_fn()` once per forward pass it
    needs. `loss_fn` does a forward pass through `ctx.model` (the prepared, possibly DDP-wrapped
    module: call it, do not call `ctx.unwrapped` for the forward, or DDP will not sync) and returns
    named scalar losses including `"overall"`, the one that is back-propagated. The rule does

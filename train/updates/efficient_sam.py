@@ -18,11 +18,11 @@ reuse (`optimizer.reuse`):
   sharpness information; an in-between update computes only g at w and steps with
   g + alpha ||g|| / ||g_v|| g_v (alpha = `optimizer.looksam_alpha`, 0.7 in the paper).
 
-Under DDP the full update is the trainer's SAM update itself (train/updates.py: local ascent inside
-`no_sync` unless `optimizer.ascent: global`, BN statistics from the first pass, clipping, fp16), only
-observed: the second `loss_fn()` call records the perturbation, a step pre-hook on the base optimizer
-records LookSAM's g_v (averaged over processes, since local ascents differ, so every process reuses
-the same g_v). An in-between update's single backward is all-reduced as usual, so every process
+Under DDP the full update is the trainer's SAM update itself (sam.py: local ascent inside `no_sync`
+unless `optimizer.ascent: global`, BN statistics from the first pass, clipping, fp16), which hands
+over the perturbation after its ascent (`on_ascent`) and the final SAM gradient before its base step
+(`before_step`, where LookSAM's g_v is recorded, averaged over processes since local ascents differ,
+so every process reuses the same g_v). An in-between update's single backward is all-reduced as usual, so every process
 takes the same step. A skipped fp16 step forgets the stored direction. The stored direction is not
 checkpointed: a resumed run starts with a full update. LookSAM needs plain SAM's ascent (parallel to
 g), so it refuses `adaptive: true`.
@@ -33,11 +33,12 @@ from __future__ import annotations
 import torch
 
 from fairforge.errors import ConfigError
+from fairforge.train.methods.base import LossFn, StepContext, StepLogs
+from fairforge.train.sam import SAM
+from fairforge.train.tensorlists import dot, norm
 
-from .methods.base import LossFn, StepContext, StepLogs
-from .sam import SAM
-from .tensorlists import dot, norm
-from .updates import detached, finish_sam_update, register_update, sam_update
+from .base import UPDATES, detached
+from .sam import finish_sam_update, sam_update
 
 #: per-parameter keys in `SAM.state` (never part of `state_dict`: that is the base optimizer's)
 PERTURBATION = "efficient_sam_e"
@@ -69,44 +70,33 @@ def _finish(ctx: StepContext, sam: SAM, unscaled: bool = False) -> bool:
 def _full_update(ctx: StepContext, sam: SAM, loss_fn: LossFn, looksam: bool) -> StepLogs:
     """The trainer's SAM update, recording what the next in-between updates reuse.
 
-    The record is taken through two public seams, so the SAM rule itself is not duplicated: the
-    second `loss_fn()` call happens at the ascent point (the perturbation is w_now - w_saved), and
-    a step pre-hook on the base optimizer sees the final SAM gradient g_s just before the step.
+    SAM hands over its perturbation e right after the ascent (stored as is for `perturbation`),
+    and calls back with the final SAM gradient g_s in `.grad` just before its base step (LookSAM
+    stores g_v from it).
     """
-    calls = 0
+    moved: list[torch.Tensor] = []
     ascent: list[torch.Tensor] = []
-    params: list[torch.Tensor] = []
 
-    def recording_loss_fn() -> dict[str, torch.Tensor]:
-        nonlocal calls
-        calls += 1
-        if calls == 2:
-            with torch.no_grad():
-                params.extend(p for p in _params(sam) if "old_p" in sam.state[p])
-                ascent.extend(p.detach() - sam.state[p]["old_p"] for p in params)
-            if not looksam:
-                for p, e in zip(params, ascent):
-                    sam.state[p][PERTURBATION] = e
-        return dict(loss_fn())
+    def on_ascent(params: list[torch.Tensor], perturbation: list[torch.Tensor]) -> None:
+        moved.extend(params)
+        ascent.extend(perturbation)
+        if not looksam:
+            for p, e in zip(params, perturbation):
+                sam.state[p][PERTURBATION] = e
 
-    def record_orthogonal(optimizer: torch.optim.Optimizer, args: object, kwargs: object) -> None:
+    @torch.no_grad()
+    def record_orthogonal() -> None:
         # g_v = g_s - (g_s . g^) g^ with g^ the unit ascent direction (g / ||g|| for plain SAM)
-        with torch.no_grad():
-            sharp = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-            unit = torch._foreach_div(ascent, norm(ascent).clamp_min(1e-24))
-            orthogonal = torch._foreach_sub(sharp, torch._foreach_mul(unit, dot(sharp, unit)))
-            if ctx.accelerator.num_processes > 1:  # local ascents differ: agree on one g_v everywhere
-                flat = ctx.accelerator.reduce(torch.cat([t.flatten() for t in orthogonal]), reduction="mean")
-                orthogonal = list(flat.split([t.numel() for t in orthogonal]))
-            for p, g_v in zip(params, orthogonal):
-                sam.state[p][ORTHOGONAL] = g_v.view_as(p)
+        sharp = [p.grad if p.grad is not None else torch.zeros_like(p) for p in moved]
+        unit = torch._foreach_div(ascent, norm(ascent).clamp_min(1e-24))
+        orthogonal = torch._foreach_sub(sharp, torch._foreach_mul(unit, dot(sharp, unit)))
+        if ctx.accelerator.num_processes > 1:  # local ascents differ: agree on one g_v everywhere
+            flat = ctx.accelerator.reduce(torch.cat([t.flatten() for t in orthogonal]), reduction="mean")
+            orthogonal = list(flat.split([t.numel() for t in orthogonal]))
+        for p, g_v in zip(moved, orthogonal):
+            sam.state[p][ORTHOGONAL] = g_v.view_as(p)
 
-    hook = sam.base_optimizer.register_step_pre_hook(record_orthogonal) if looksam else None
-    try:
-        return sam_update(ctx, recording_loss_fn)
-    finally:
-        if hook is not None:
-            hook.remove()
+    return sam_update(ctx, loss_fn, on_ascent=on_ascent, before_step=record_orthogonal if looksam else None)
 
 
 @torch.no_grad()
@@ -141,7 +131,7 @@ def _reuse_update(ctx: StepContext, sam: SAM, loss_fn: LossFn, looksam: bool) ->
     return detached(losses)
 
 
-@register_update("efficient_sam")
+@UPDATES.register("efficient_sam")
 def efficient_sam_update(ctx: StepContext, loss_fn: LossFn) -> StepLogs:
     """SAM with the ascent refreshed every `optimizer.every` updates (see the module docstring)."""
     sam = ctx.sam
