@@ -10,6 +10,20 @@ from __future__ import annotations
 import argparse
 
 
+def add_train_arguments(parser: argparse.ArgumentParser, config_required: bool = True) -> None:
+    """The training arguments, declared once for `fairforge train` and `accelerate launch train/run.py`.
+
+    This module imports no torch, so `fairforge --help` stays fast; run.py imports it from here.
+    """
+    parser.add_argument(
+        "--config",
+        required=config_required,
+        help="a YAML file (train/configs/*.yaml), or a shipped name: ddfg, erm, tiny",
+    )
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    parser.add_argument("--resume", default=None, help="`latest` or a checkpoint folder (checkpoints/step_N)")
+
+
 def _train(args: argparse.Namespace) -> int:
     from fairforge.errors import ConfigError
 
@@ -42,9 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="train a detector (train/configs/*.yaml); `train predict` scores a manifest",
         description="Train a detector in this process. Many processes/GPUs: accelerate launch train/run.py --config C",
     )
-    parser.add_argument("--config", help="a YAML file, or the name of a shipped config: ddfg, erm, tiny")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
-    parser.add_argument("--resume", default=None, help="`latest` or a checkpoint folder (checkpoints/step_N)")
+    add_train_arguments(parser, config_required=False)  # `train predict` needs no --config
     parser.set_defaults(func=_train)
     sub = parser.add_subparsers(dest="train_command", metavar="<subcommand>")
     predict = sub.add_parser("predict", help="write P(fake) for every row of a manifest (evaluate's input)")

@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from fairforge.atomic import atomic_write_json, atomic_write_text
 from fairforge.config import dump_yaml, load_model
+from fairforge.config.pipeline import find_train_config
 from fairforge.config.train import TrainConfig
 from fairforge.manifest import file_sha256
 from fairforge.train.checkpoint import (
@@ -45,6 +46,7 @@ from fairforge.train.checkpoint import (
     save_checkpoint,
     write_model_card,
 )
+from fairforge.train.cli import add_train_arguments
 from fairforge.train.data import (
     ManifestDataset,
     data_info,
@@ -66,22 +68,13 @@ logger = logging.getLogger("fairforge.train")
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Train a deepfake detector (see train/configs/).")
-    add_arguments(parser)
+    add_train_arguments(parser)
     return parser.parse_args(argv)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, help="a YAML file (train/configs/*.yaml) or `ddfg`/`erm`/`tiny`")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
-    parser.add_argument("--resume", default=None, help="`latest` or a checkpoint folder (checkpoints/step_N)")
 
 
 def load_config(config: str, overrides: Sequence[str] = ()) -> TrainConfig:
     """A config file, or the name of a shipped one (`train/configs/<name>.yaml`)."""
-    path = Path(config)
-    if not path.suffix and not path.exists():
-        path = Path(__file__).resolve().parent / "configs" / f"{config}.yaml"
-    return load_model(TrainConfig, path, overrides)
+    return load_model(TrainConfig, find_train_config(config, key="--config"), overrides)
 
 
 def train(cfg: TrainConfig, resume: str | None = None) -> dict[str, Any]:

@@ -118,7 +118,7 @@ def merge_preset(raw: dict[str, Any], preset: str | None, source: str = "pipelin
     return merged
 
 
-def shipped_train_config(name: str) -> Path:
+def shipped_train_config(name: str, key: str = "train_config") -> Path:
     """`train/configs/<name>.yaml` of the installed package, found without importing torch."""
     spec = importlib.util.find_spec("fairforge.train")
     folders = list(spec.submodule_search_locations or []) if spec else []
@@ -126,7 +126,22 @@ def shipped_train_config(name: str) -> Path:
         candidate = Path(folder) / "configs" / f"{name}.yaml"
         if candidate.is_file():
             return candidate
-    raise ConfigError(f"train_config: {name!r} is neither a file nor a shipped train config (train/configs/*.yaml)")
+    raise ConfigError(f"{key}: {name!r} is neither a file nor a shipped train config (train/configs/*.yaml)")
+
+
+def find_train_config(ref: str | os.PathLike[str], base_dir: Path | None = None, key: str = "train_config") -> Path:
+    """A train YAML: a path (relative to `base_dir`, default the working folder), or a shipped name (`ddfg`).
+
+    `key` names where the reference came from in the error (`train_config`, `--config`).
+    """
+    path = Path(os.path.expanduser(str(ref)))
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    if not path.is_file() and not Path(str(ref)).suffix:
+        path = shipped_train_config(str(ref), key)
+    if not path.is_file():
+        raise ConfigError(f"{key}: {str(ref)!r}: config file not found ({path})")
+    return path
 
 
 def resolve_train_config(raw: dict[str, Any], base_dir: Path) -> dict[str, Any]:
@@ -134,15 +149,8 @@ def resolve_train_config(raw: dict[str, Any], base_dir: Path) -> dict[str, Any]:
     ref = raw.get("train_config")
     if not ref:
         return raw
-    path = Path(os.path.expanduser(str(ref)))
-    if not path.is_absolute():
-        path = base_dir / path
-    if not path.is_file():
-        path = shipped_train_config(str(ref)) if not Path(str(ref)).suffix else path
-    if not path.is_file():
-        raise ConfigError(f"train_config: {ref!r}: file not found ({path})")
     out = dict(raw)
-    out["train"] = deep_merge(load_yaml(path), raw.get("train") or {})
+    out["train"] = deep_merge(load_yaml(find_train_config(ref, base_dir)), raw.get("train") or {})
     return out
 
 
