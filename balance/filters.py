@@ -9,7 +9,8 @@ function (rows, config, taxonomy) -> DataFrame indexed by the rejected rows with
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -178,7 +179,7 @@ def same_identity(emb: np.ndarray, threshold: float, block: int = 4096) -> list[
     return hits
 
 
-def _scoped(rows: pd.DataFrame, scope: list[str]):  # type: ignore[no-untyped-def]
+def _scoped(rows: pd.DataFrame, scope: list[str]) -> Iterable[tuple[Any, pd.DataFrame]]:
     """Groups of rows compared with each other (all rows when `scope` is empty), in row order."""
     if not scope:
         return [((), rows)]

@@ -16,11 +16,15 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fairforge.errors import FairforgeError
 from fairforge.manifest import file_sha256
 
 from .release import CARD, DATA, release_files
+
+if TYPE_CHECKING:
+    from huggingface_hub.hf_api import RepoFile
 
 log = logging.getLogger(__name__)
 REPO_TYPE = "dataset"
@@ -41,7 +45,7 @@ def git_blob_id(path: Path) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
-def _already_there(remote, local: Path) -> bool:  # type: ignore[no-untyped-def]
+def _already_there(remote: RepoFile | None, local: Path) -> bool:
     if remote is None or remote.size != local.stat().st_size:
         return False
     if remote.lfs is not None:

@@ -22,6 +22,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -36,6 +37,9 @@ from fairforge.manifest import FIELDS, SPLITS, read_manifest
 from fairforge.taxonomy import UNKNOWN, Taxonomy
 
 from .card import card_body, card_metadata, components, render_card
+
+if TYPE_CHECKING:
+    from datasets import Features
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +58,7 @@ class ReleaseResult:
     files: list[str]  # paths relative to release_dir that a push uploads
 
 
-def build_features(manifest: pd.DataFrame, taxonomy: Taxonomy):  # type: ignore[no-untyped-def]
+def build_features(manifest: pd.DataFrame, taxonomy: Taxonomy) -> Features:
     """Explicit Features: the image, ClassLabels for the categorical columns, every other column."""
     from datasets import ClassLabel, Features, Image
 
@@ -88,7 +92,7 @@ def parse_size(value: str) -> int:
         raise ConfigError(f"release.max_shard_size: expected e.g. '500MB', got {value!r}") from None
 
 
-def _encode_rows(rows: pd.DataFrame, root: Path, features) -> pa.Table:  # type: ignore[no-untyped-def]
+def _encode_rows(rows: pd.DataFrame, root: Path, features: Features) -> pa.Table:
     batch: dict[str, list] = {"image": [{"bytes": (root / p).read_bytes(), "path": p} for p in rows["path"]]}
     for column in rows.columns:
         values = rows[column].astype(object).where(rows[column].notna(), None).tolist()
@@ -99,15 +103,15 @@ def _encode_rows(rows: pd.DataFrame, root: Path, features) -> pa.Table:  # type:
     return pa.Table.from_pydict(encoded, schema=features.arrow_schema)
 
 
-def shard_digest(rows: pd.DataFrame, features) -> str:  # type: ignore[no-untyped-def]
+def shard_digest(rows: pd.DataFrame, features: Features) -> str:
     """What a shard's bytes depend on: its rows (image digests included) and the features."""
     payload = rows.astype(object).where(rows.notna(), None).to_json(orient="split", index=False)
     return hashlib.sha256((payload + json.dumps(features.to_dict(), sort_keys=True)).encode()).hexdigest()
 
 
 def write_shards(
-    manifest: pd.DataFrame, root: Path, release_dir: Path, features, cfg: ReleaseConfig
-) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
+    manifest: pd.DataFrame, root: Path, release_dir: Path, features: Features, cfg: ReleaseConfig
+) -> dict[str, list[str]]:
     """Write every split's shards (skipping those already written with the same rows)."""
     max_bytes = parse_size(cfg.max_shard_size)
     written: dict[str, list[str]] = {}

@@ -19,6 +19,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -35,7 +36,7 @@ from .measure import MeasureCache, Measurers
 from .mix import materialize, sample_real
 from .report import write_report
 from .split import assign_splits, crossing_rows, identity_groups
-from .verify import verify_round
+from .verify import RoundResult, verify_round
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ def run_balance(
     measurers = Measurers.load(cfg, taxonomy)
     cache = MeasureCache(out_dir / "cache" / f"measure-{measurers.signature()}")
 
-    def verify(frame: pd.DataFrame, root: Path):  # type: ignore[no-untyped-def]
+    def verify(frame: pd.DataFrame, root: Path) -> RoundResult:
         return verify_round(frame, root, measurers, cache, cfg, taxonomy, progress=progress)
 
     signature = hashlib.sha256(
@@ -187,7 +188,7 @@ def run_balance(
     return BalanceResult(out_dir, mixed, result.acceptance, result.deficits, rounds, rejected)
 
 
-def _rejected_table(result, gen_root: Path) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+def _rejected_table(result: RoundResult, gen_root: Path) -> pd.DataFrame:
     rows = result.rows.loc[result.rejects.index, list(REJECT_COLUMNS)]
     out = pd.concat([rows, result.rejects[["reason", "detail", "filter"]]], axis=1)
     out.insert(2, "root", str(gen_root))
@@ -213,7 +214,9 @@ def _warn_on_giant_group(frame: pd.DataFrame, cfg: BalanceConfig) -> None:
         )
 
 
-def _provenance(measurers: Measurers, rows: pd.DataFrame, real_frames: list[pd.DataFrame], cfg) -> dict:  # type: ignore[no-untyped-def]
+def _provenance(
+    measurers: Measurers, rows: pd.DataFrame, real_frames: list[pd.DataFrame], cfg: BalanceConfig
+) -> dict[str, Any]:
     """What the release's dataset card lists: every model that made or judged the images."""
     generators = sorted({str(g) for g in rows["generator"].dropna().unique()})
     methods = sorted({str(m) for m in rows["method"].dropna().unique()})

@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import time
 import warnings
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 from fairlearn.metrics import MetricFrame, false_positive_rate, selection_rate, true_positive_rate
@@ -21,6 +23,8 @@ from sklearn import metrics as skm
 
 from fairforge.evaluate import fairness_report
 from fairforge.taxonomy import DEFAULT_TAXONOMY
+
+R = TypeVar("R")
 
 
 def make_predictions(n: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -42,7 +46,9 @@ def eer_threshold(y_true: np.ndarray, y_score: np.ndarray) -> float:
     return float(thresholds[np.nanargmin(np.absolute((1 - tpr) - fpr))])
 
 
-def at(metric, threshold: float):  # type: ignore[no-untyped-def]
+def at(
+    metric: Callable[[np.ndarray, np.ndarray], float], threshold: float
+) -> Callable[[np.ndarray, np.ndarray], float]:
     """A MetricFrame metric of (labels, scores) thresholding the scores first."""
     return lambda y_true, y_score: metric(y_true, (y_score >= threshold).astype(int))
 
@@ -76,7 +82,7 @@ def fairlearn_set(data: dict[str, np.ndarray]) -> dict[str, object]:
     return out
 
 
-def timed(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+def timed(fn: Callable[..., R], *args: Any, **kwargs: Any) -> tuple[R, float]:
     start = time.perf_counter()
     result = fn(*args, **kwargs)
     return result, time.perf_counter() - start

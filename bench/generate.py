@@ -21,14 +21,20 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fairforge.config import validate
 from fairforge.config.generate import GenerateConfig
 
+if TYPE_CHECKING:
+    from diffusers import DiffusionPipeline
 
-def bare_loop(pipe, cfg: GenerateConfig, prompts: list[str], negative: str, seeds: list[int]) -> None:  # type: ignore[no-untyped-def]
+
+def bare_loop(
+    pipe: DiffusionPipeline, cfg: GenerateConfig, prompts: list[str], negative: str, seeds: list[int]
+) -> None:
     """What a user writes without fairforge: the pipeline over the prompts, batch by batch."""
     import torch
 

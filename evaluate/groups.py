@@ -10,7 +10,7 @@ belongs to `overall` and to its race group, but to no gender or intersectional g
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,7 +66,7 @@ def build_groupings(taxonomy: Taxonomy) -> tuple[tuple[tuple[str, str], ...], di
     cell_names = tuple((g, r) for g in genders for r in races)
     n_cells = len(cell_names)
 
-    def grouping(attribute: str, names: Sequence[str], group_of) -> Grouping:  # type: ignore[no-untyped-def]
+    def grouping(attribute: str, names: Sequence[str], group_of: Callable[[str, str], str | None]) -> Grouping:
         member = np.zeros((n_cells, len(names)), dtype=bool)
         for c, (g, r) in enumerate(cell_names):
             name = group_of(g, r)

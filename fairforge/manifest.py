@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -200,7 +200,7 @@ def row_problems(
     """
     problems: list[tuple[int, str, str]] = []
 
-    def add(mask: np.ndarray, column: str, message) -> None:  # type: ignore[no-untyped-def]
+    def add(mask: np.ndarray, column: str, message: Callable[[Any], str]) -> None:
         for row in np.flatnonzero(mask):
             value = frame[column].iloc[row]
             problems.append((int(row), column, message(value.item() if isinstance(value, np.generic) else value)))

@@ -3,6 +3,8 @@ its labels onto the taxonomy by NAME (never by index)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -10,7 +12,7 @@ from PIL import Image
 from test_balance_lib import face_like, fairface_state
 
 from fairforge.balance.backends import load_classifier
-from fairforge.balance.classifier import parse_heads
+from fairforge.balance.classifier import AttributeClassifier, parse_heads
 from fairforge.config.balance import ClassifierConfig
 from fairforge.errors import ConfigError
 from fairforge.taxonomy import DEFAULT_TAXONOMY
@@ -18,7 +20,7 @@ from fairforge.taxonomy import DEFAULT_TAXONOMY
 IMAGES = [Image.fromarray(face_like(s, 64)) for s in range(3)]
 
 
-def predict(clf, images=IMAGES):  # type: ignore[no-untyped-def]
+def predict(clf: AttributeClassifier, images: list[Image.Image] = IMAGES) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return clf.predict(torch.stack([clf.transform(im) for im in images]))
 
 
@@ -56,7 +58,7 @@ def test_missing_fairface_file_names_the_key():
         load_classifier(ClassifierConfig(), "balance.classifiers[1]", DEFAULT_TAXONOMY)
 
 
-def _timm_model(folder, labels, favour):  # type: ignore[no-untyped-def]
+def _timm_model(folder: Path, labels: list[str], favour: set[int]) -> None:
     import timm
     from timm.models import save_for_hf
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,7 +19,7 @@ from fairforge.config.balance import ClassifierConfig
 from fairforge.taxonomy import DEFAULT_TAXONOMY
 
 
-def crafted_fairface(path, images: list[np.ndarray], ambiguous: np.ndarray) -> None:  # type: ignore[no-untyped-def]
+def crafted_fairface(path: Path, images: list[np.ndarray], ambiguous: np.ndarray) -> None:
     """A FairFace-format classifier sure of male/Asian/20-29 on `images`, unsure (p=.5) on `ambiguous`.
 
     The gender logit is linear in the penultimate features along the direction from `ambiguous`

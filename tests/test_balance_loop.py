@@ -4,6 +4,7 @@ table, resumes an interrupted top-up, and its deficits round-trip through `fairf
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -11,6 +12,7 @@ import yaml
 from test_balance_lib import config, face_like, make_set, row, write_set
 
 from fairforge.balance.run import run_balance
+from fairforge.config import PipelineConfig
 from fairforge.manifest import read_manifest
 
 CELLS = ["male-Asian-20-29", "female-White-30-39"]
@@ -21,11 +23,11 @@ class ContractTopUp:
     images of that cell and method. Its ids derive from the deficits file's bytes, so running the
     same file again resumes instead of duplicating (like generate's plan does)."""
 
-    def __init__(self, gen_dir, size: int = 96, fail_after: int | None = None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, gen_dir: Path, size: int = 96, fail_after: int | None = None) -> None:
         self.gen_dir, self.size, self.fail_after = gen_dir, size, fail_after
         self.calls: list[str] = []
 
-    def __call__(self, deficits_path) -> None:  # type: ignore[no-untyped-def]
+    def __call__(self, deficits_path: Path) -> None:
         self.calls.append(str(deficits_path))
         deficits = pd.read_parquet(deficits_path)
         assert list(deficits.columns) == ["gender", "race", "age", "method", "missing"]
@@ -50,7 +52,7 @@ class ContractTopUp:
         write_set(self.gen_dir, rows, images)
 
 
-def loop_config(max_rounds: int = 3):  # type: ignore[no-untyped-def]
+def loop_config(max_rounds: int = 3) -> PipelineConfig:
     return config(
         target_per_cell=4,
         method_mix={"diffusion": 1, "sbi": 1},
@@ -61,7 +63,7 @@ def loop_config(max_rounds: int = 3):  # type: ignore[no-untyped-def]
     )
 
 
-def short_set(folder):  # type: ignore[no-untyped-def]
+def short_set(folder: Path) -> Path:
     return make_set(
         folder, {("male", "Asian", "20-29"): 2, ("female", "White", "30-39"): 1}, {"diffusion": 0, "sbi": 1}
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -112,7 +113,7 @@ def test_rerun_into_an_existing_folder_replaces_the_files(tmp_path, three_source
     assert report["threshold"] == 0.4 and report["by_source"]["intra"] == "celebdf"
 
 
-def _bad_file(tmp_path: Path, change) -> Path:  # type: ignore[no-untyped-def]
+def _bad_file(tmp_path: Path, change: Callable[[pd.DataFrame], pd.DataFrame]) -> Path:
     path = tmp_path / "bad.parquet"
     frame = pd.DataFrame(
         {"label": [0, 1, 1, 0], "score": [0.1, 0.9, 0.7, 0.3], "gender": ["male"] * 4, "race": ["White"] * 4}

@@ -5,6 +5,8 @@ huggingface_hub code with only the network calls replaced."""
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,7 +26,7 @@ TOKEN = "hf_test_token_never_printed"
 
 
 @pytest.fixture(scope="module")
-def balanced(tmp_path_factory, tiny_cache):  # type: ignore[no-untyped-def]
+def balanced(tmp_path_factory: pytest.TempPathFactory, tiny_cache: Path) -> Path:
     """A balanced DIR: 3 cells x (2 diffusion + 2 swaps), mixed with real frames of 8 people."""
     root = tmp_path_factory.mktemp("release")
     make_set(
@@ -62,7 +64,7 @@ def balanced(tmp_path_factory, tiny_cache):  # type: ignore[no-untyped-def]
     return root / "dir"
 
 
-def front_matter(path) -> dict:  # type: ignore[no-untyped-def]
+def front_matter(path: Path) -> dict[str, Any]:
     text = path.read_text()
     assert text.startswith("---\n")
     return yaml.safe_load(text.split("---\n")[1])
@@ -140,7 +142,7 @@ class FakeHub:
         self.repos: list[dict] = []
         self.fail_on_commit = fail_on_commit
 
-    def install(self, monkeypatch) -> FakeHub:  # type: ignore[no-untyped-def]
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> FakeHub:
         from huggingface_hub import CommitOperationAdd, HfApi
         from huggingface_hub.hf_api import RepoFile
 
@@ -258,7 +260,7 @@ def test_kill_during_release_then_rerun_gives_the_same_output(balanced, tmp_path
     import sys
     import time
 
-    def cmd(out):  # type: ignore[no-untyped-def]
+    def cmd(out: Path) -> list[str]:
         return ["release", "--in", str(balanced), "--out", str(out), "--set", "release.max_shard_size=30KB"]
 
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
@@ -282,7 +284,7 @@ def test_kill_during_release_then_rerun_gives_the_same_output(balanced, tmp_path
     assert done.returncode == 0, done.stderr[-2000:]
     assert main(cmd(tmp_path / "clean" / "rel")) == 0  # same folder name: datasets records it
 
-    def files(folder):  # type: ignore[no-untyped-def]
+    def files(folder: Path) -> dict[str, bytes]:
         # save_to_disk's state.json holds a random fingerprint; the data and features files must match
         return {
             p.relative_to(folder).as_posix(): p.read_bytes()
