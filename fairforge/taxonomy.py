@@ -4,7 +4,7 @@ Why one module: the generator's prompt grid, the attribute classifier's verdicts
 group codes and the evaluator's groups must all name a group the same way, or a fairness metric
 silently compares different people. The default is the published benchmarks' 8 intersectional
 groups (gender {male, female} x race {Asian, White, Black, Others}), with FairFace's finer 7 races
-and 9 age bins mapped onto it.
+and 9 age bins mapped onto it. How it is configured and reaches every stage: docs/taxonomy.md.
 """
 
 from __future__ import annotations

@@ -106,7 +106,8 @@ FIVE_RACES = (
     "taxonomy.races=[Asian, White, Black, Indian, Others]",
     "taxonomy.race_map={White: White, Black: Black, East Asian: Asian, Southeast Asian: Asian, Indian: Indian,"
     " Latino_Hispanic: Others, Middle Eastern: Others}",
-    "generate.prompt.race_words.Indian=[Indian, South Asian]",
+    "generate.prompt.race_words={Asian: [East Asian, Chinese], White: [white, European], Black: [Black, African],"
+    " Indian: [Indian, South Asian], Others: [Middle Eastern, Latino]}",
     "generate.ages=[20-29]",
 )
 
