@@ -9,7 +9,7 @@ and 9 age bins mapped onto it. How it is configured and reaches every stage: doc
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -174,8 +174,3 @@ PGFDD_GROUPS_6: tuple[tuple[str, str], ...] = (
     ("female", "Black"),
     ("female", "Others"),
 )
-
-
-def intersectional_codes(values: Sequence[tuple[str, str]], taxonomy: Taxonomy = DEFAULT_TAXONOMY) -> list[int]:
-    """Group indices of (gender, race) pairs under `taxonomy` (-1 for unknown)."""
-    return [taxonomy.group_index(g, r) for g, r in values]
