@@ -129,6 +129,16 @@ def test_hub_weights_are_looked_up_in_the_local_cache(tmp_path):
     cfg = load_pipeline_config(REPO / "pipelines.yaml", preset="full")
     [item] = preflight.check_timm(cfg)
     assert item.ok and item.value == "timm/efficientnet_b4.ra2_in1k"
+    classifiers = [
+        "balance.classifiers=[{backend: transformers, path: org/age-vit}, {backend: timm, path: hf-hub:org/race}]"
+    ]
+    cfg = load_pipeline_config(REPO / "pipelines.yaml", preset="full", overrides=classifiers)
+    assert [(i.value, i.ok) for i in preflight.check_classifiers(cfg, REPO)] == [
+        ("org/age-vit", False),
+        ("org/race", False),
+    ]
+    _snapshot(cache, "org/age-vit", {"config.json": "{}", "model.safetensors": ""})
+    assert [i.ok for i in preflight.check_classifiers(cfg, REPO)] == [True, False]
 
 
 def test_online_an_uncached_id_is_a_download_not_a_problem(monkeypatch):

@@ -1,9 +1,11 @@
-"""Tiny ONNX models with the signatures of insightface's inswapper_128 and ArcFace.
+"""Tiny ONNX models with the signatures of insightface's inswapper_128, ArcFace, SCRFD and landmarks.
 
-insightface's `model_zoo.get_model(path)` routes an ONNX file by its inputs: two inputs of
-128x128 -> `INSwapper` (which reads the 512x512 `emap` as the graph's LAST initializer), one square
-input >= 112 -> `ArcFaceONNX`. These graphs satisfy exactly that, so the swap and embedding code
-paths run unchanged on them. The graphs are written with `onnx.helper` (no exporter needed).
+insightface's `model_zoo.get_model(path)` routes an ONNX file by its graph: >= 5 outputs -> `SCRFD`
+(det_10g: 9 outputs), a 192x192 input -> `Landmark` (1k3d68: 3309 outputs, 2d106det: 212), two
+inputs of 128x128 -> `INSwapper` (which reads the 512x512 `emap` as the graph's LAST initializer),
+one square input >= 112 -> `ArcFaceONNX`. These graphs satisfy exactly that, so the detection,
+landmark, swap and embedding code paths run unchanged on them. The graphs are written with
+`onnx.helper` (no exporter needed).
 """
 
 from __future__ import annotations
