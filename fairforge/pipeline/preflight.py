@@ -385,6 +385,8 @@ def onnx_providers_asked(cfg: Any) -> dict[str, list[str]]:
         asked["generate.inswapper.providers"] = list(generate.inswapper.providers)
     if "generate" in cfg.stages and generate.detector.backend == "insightface":
         asked["generate.detector.insightface.providers"] = list(generate.detector.insightface.providers)
+    if "balance" in cfg.stages and cfg.balance.identity.model:
+        asked["balance.identity.providers"] = list(cfg.balance.identity.providers)
     return asked
 
 
