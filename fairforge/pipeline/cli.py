@@ -54,7 +54,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ):
         p = sub.add_parser(name, help=text)
         p.add_argument("config", help="pipelines.yaml")
-        p.add_argument("--preset", default="tiny", help="tiny (embedded default) or full")
+        p.add_argument(
+            "--preset", default="tiny", help="a preset of the file: tiny (embedded default), full, full-fast"
+        )
         p.add_argument(
             "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="config override"
         )
