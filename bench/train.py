@@ -50,7 +50,7 @@ METHOD_OVERRIDES: dict[str, dict[str, Any]] = {
 PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
 
 
-def _config(args: argparse.Namespace, method: str) -> TrainConfig:
+def _config(args: argparse.Namespace, method: str, extra: dict[str, Any] | None = None) -> TrainConfig:
     data = {
         "method": method,
         "model": {"backbone": args.backbone},
@@ -59,7 +59,7 @@ def _config(args: argparse.Namespace, method: str) -> TrainConfig:
         "log_with": [],
     }
     overrides = METHOD_OVERRIDES.get(method, {})
-    for key, value in overrides.items():
+    for key, value in [*overrides.items(), *(extra or {}).items()]:
         data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
     return load_model(TrainConfig, data=data)
 
@@ -107,9 +107,11 @@ def _info() -> Any:
 _INFO = _info()
 
 
-def fairforge_step(args: argparse.Namespace, method_name: str, accelerator) -> Callable[[dict], None]:  # noqa: ANN001
-    """One training step exactly as train/run.py's loop body runs it."""
-    cfg = _config(args, method_name)
+def fairforge_step(
+    args: argparse.Namespace, method_name: str, accelerator, extra: dict[str, Any] | None = None
+) -> Callable[[dict], None]:  # noqa: ANN001
+    """One training step exactly as train/run.py's loop body runs it (`extra`: config sections merged over)."""
+    cfg = _config(args, method_name, extra)
     method = get_method(cfg.method)
     torch.manual_seed(0)
     model = method.build_model(cfg, _INFO)

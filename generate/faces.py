@@ -1,8 +1,8 @@
 """Face detection and landmarks behind one interface, with a registry of backends.
 
-- `insightface`: the buffalo_l pack (SCRFD boxes + 5 keypoints, 68-point 3D landmarks, ArcFace),
-  read from `root/models/name` and never downloaded; the pack's files are sha256-checked when the
-  config pins them.
+- `insightface`: the buffalo_l pack (SCRFD boxes + 5 keypoints, 68-point 3D landmarks), read from
+  `root/models/name` and never downloaded; the pack's files are sha256-checked when the config
+  pins them; `tiny:insightface` is a tiny pack with the same files and signatures.
 - `dlib`: the field's standard DLib preprocessing (PG-FDD, SBI, DeepfakeBench crop with it): the
   HOG frontal detector of `dlib-bin` and the 68-point predictor shipped in `face-recognition-models`,
   so real landmarks work offline.
@@ -27,9 +27,10 @@ import numpy as np
 
 from fairforge.config.generate import DetectorConfig
 from fairforge.errors import MissingModelError
+from fairforge.registry import Registry
 
 from .align import MEAN_FACE_68, Aligner, canonical_68, kps5_from_68
-from .models import check_sha256
+from .models import check_sha256, resolve_pretrained
 
 
 @dataclass
@@ -63,20 +64,25 @@ class Detector(ABC):
         return None
 
 
-DETECTORS: dict[str, Callable[[DetectorConfig, Aligner, list[str]], Detector]] = {}
+DetectorFactory = Callable[[DetectorConfig, Aligner, "list[str] | None"], Detector]
+
+#: backend name -> Detector class, called as `cls(cfg, aligner, providers)`.
+DETECTORS: Registry[DetectorFactory] = Registry("face detector")
 
 
 def register_detector(name: str) -> Callable[[type[Detector]], type[Detector]]:
-    def wrap(cls: type[Detector]) -> type[Detector]:
-        DETECTORS[name] = cls  # type: ignore[assignment]
-        return cls
-
-    return wrap
+    """Class decorator: the backend `name` of `generate.detector.backend`."""
+    return DETECTORS.register(name)  # type: ignore[return-value]
 
 
 def build_detector(cfg: DetectorConfig, aligner: Aligner, providers: list[str] | None = None) -> Detector:
-    """The configured backend; `aligner` gives the canonical layout the `template` backend reports."""
-    return DETECTORS[cfg.backend](cfg, aligner, providers or ["CPUExecutionProvider"])
+    """The configured backend; `aligner` gives the canonical layout the `template` backend reports.
+
+    `providers` overrides the onnxruntime providers of a backend that has them (insightface);
+    by default each backend uses its own section's (`generate.detector.insightface.providers`).
+    """
+    factory = DETECTORS.get(cfg.backend, key="generate.detector.backend")
+    return factory(cfg, aligner, providers)
 
 
 def _sorted(faces: list[Face]) -> list[Face]:
@@ -148,7 +154,7 @@ class DlibDetector(Detector):
 
 def insightface_pack(cfg: DetectorConfig) -> Path:
     """The pack folder, checked: present (never downloaded) and matching the pinned sha256s."""
-    root = Path(os.path.expanduser(cfg.insightface.root))
+    root = Path(os.path.expanduser(resolve_pretrained(cfg.insightface.root)))
     pack = root / "models" / cfg.insightface.name
     if not pack.is_dir() or not any(pack.glob("*.onnx")):
         raise MissingModelError(
@@ -163,28 +169,44 @@ def insightface_pack(cfg: DetectorConfig) -> Path:
     return pack
 
 
+#: The FaceAnalysis modules the detector reads: boxes + 5 keypoints, and the 68 landmarks. The
+#: pack's recognition, 106-point and gender/age models would run on every face for nothing.
+INSIGHTFACE_MODULES = ("detection", "landmark_3d_68")
+
+
 @register_detector("insightface")
 class InsightFaceDetector(Detector):
-    """insightface FaceAnalysis over a local pack: SCRFD + 5 keypoints + 68-point landmarks."""
+    """insightface FaceAnalysis over a local pack: SCRFD + 5 keypoints + 68-point landmarks.
+
+    The onnxruntime providers are the detector's own (`generate.detector.insightface.providers`):
+    checked before loading (this onnxruntime has them) and after (no session fell back to the CPU).
+    """
 
     name = "insightface"
 
     def __init__(self, cfg: DetectorConfig, aligner: Aligner, providers: list[str] | None = None) -> None:
         from insightface.app import FaceAnalysis
 
+        from .swap import check_available, check_providers
+
         insight = cfg.insightface
-        insightface_pack(cfg)
+        providers = list(providers or insight.providers)
+        key = "generate.detector.insightface.providers"
+        pack = insightface_pack(cfg)
+        check_available(providers, key)
+        on_gpu = any("CUDA" in p for p in providers)
         with contextlib.redirect_stdout(io.StringIO()):
             self.app = FaceAnalysis(
                 name=insight.name,
-                root=insight.root,
+                root=str(pack.parent.parent),
                 providers=providers,
-                allowed_modules=["detection", "landmark_3d_68", "recognition"],
+                allowed_modules=list(INSIGHTFACE_MODULES),
             )
-            on_gpu = any("CUDA" in p for p in providers or [])
             self.app.prepare(
                 ctx_id=0 if on_gpu else -1, det_size=(insight.det_size, insight.det_size), det_thresh=insight.det_thresh
             )
+        for model in self.app.models.values():
+            check_providers(model.session, providers, key)
         self.has_landmarks = "landmark_3d_68" in self.app.models
 
     def detect(self, image: np.ndarray) -> list[Face]:
@@ -204,4 +226,13 @@ class InsightFaceDetector(Detector):
         return _sorted(faces)
 
 
-__all__ = ["DETECTORS", "Detector", "Face", "MEAN_FACE_68", "build_detector", "insightface_pack", "register_detector"]
+__all__ = [
+    "DETECTORS",
+    "INSIGHTFACE_MODULES",
+    "Detector",
+    "Face",
+    "MEAN_FACE_68",
+    "build_detector",
+    "insightface_pack",
+    "register_detector",
+]

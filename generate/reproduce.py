@@ -61,7 +61,7 @@ def regenerate(
             f"(row: {params.get('render')})"
         )
     aligner = Aligner(cfg.align.crop_size, cfg.align.face_fraction, cfg.align.center_y)
-    renderer = Renderer(cfg, build_detector(cfg.detector, aligner, cfg.inswapper.providers), aligner)
+    renderer = Renderer(cfg, build_detector(cfg.detector, aligner), aligner)
     if row["method"] == "diffusion":
         from .diffusion import torch_threads
 

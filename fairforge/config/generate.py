@@ -177,6 +177,10 @@ class DiffusionConfig(StrictModel):
     batch_size: int = Field(4, gt=0, description="images per pipeline call; fixed in the plan (see plan.py)")
     scheduler: str | None = Field(None, description="a diffusers scheduler class name to swap in (null: the model's)")
     compile: bool = Field(False, description="torch.compile the denoiser (GPU runs)")
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune"] = Field(
+        "default", description="torch.compile mode when `compile` is on"
+    )
+    channels_last: bool = Field(False, description="denoiser and VAE in channels-last memory format (GPU runs)")
     black_threshold: float = Field(
         0.02, ge=0.0, lt=1.0, description="an image whose brightest value (0..1) is at most this is black: retried"
     )
@@ -190,10 +194,18 @@ class InsightFaceConfig(StrictModel):
     """insightface's model pack (buffalo_l: SCRFD boxes, 5 keypoints, 68/106 landmarks, ArcFace)."""
 
     name: str = "buffalo_l"
-    root: str = Field("~/.insightface", description="the pack is read from ROOT/models/NAME; never downloaded")
+    root: str = Field(
+        "~/.insightface",
+        description="the pack is read from ROOT/models/NAME; never downloaded (`tiny:insightface`: the tiny pack)",
+    )
     sha256: dict[str, str] = Field(default_factory=dict, description="file name in the pack -> sha256, checked")
     det_size: int = Field(640, gt=0)
     det_thresh: float = Field(0.5, gt=0.0, lt=1.0)
+    providers: list[str] = Field(
+        default_factory=lambda: ["CPUExecutionProvider"],
+        description="onnxruntime providers of the detector and landmark models, in order; asking for CUDA and "
+        "getting CPU is an error",
+    )
 
 
 class DlibConfig(StrictModel):

@@ -106,14 +106,38 @@ class PipelineConfig(StrictModel):
 TAXONOMY_SECTIONS = ("train", "evaluate")
 
 
+def _preset_chain(presets: dict[str, Any], preset: str, source: str) -> list[dict[str, Any]]:
+    """`preset` and the presets it `extends`, most basic first (a cycle is an error)."""
+    chain: list[dict[str, Any]] = []
+    seen: list[str] = []
+    name: str | None = preset
+    while name is not None:
+        if name not in presets:
+            where = f"presets.{seen[-1]}.extends" if seen else f"presets.{name}"
+            raise ConfigError(f"{source}: {where}: unknown preset {name!r}; expected one of {sorted(presets)}")
+        if name in seen:
+            raise ConfigError(f"{source}: presets.{preset}.extends: a cycle ({' -> '.join([*seen, name])})")
+        seen.append(name)
+        body = dict(presets[name] or {})
+        name = body.pop("extends", None)
+        chain.insert(0, body)
+    return chain
+
+
 def merge_preset(raw: dict[str, Any], preset: str | None, source: str = "pipelines.yaml") -> dict[str, Any]:
-    """The file's top level with `presets.<preset>` merged over it."""
+    """The file's top level with `presets.<preset>` merged over it.
+
+    A preset may name another in `extends:`; the other's values come first, so a variant of a
+    preset states only what it changes.
+    """
     presets = raw.pop("presets", {}) or {}
     if preset is None:
         return raw
     if preset not in presets:
         raise ConfigError(f"{source}: presets.{preset}: unknown preset; expected one of {sorted(presets)}")
-    merged = deep_merge(raw, presets[preset] or {})
+    merged = raw
+    for body in _preset_chain(presets, preset, source):
+        merged = deep_merge(merged, body)
     merged["preset"] = preset
     return merged
 

@@ -23,20 +23,21 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from fairforge.config import load_pipeline_config
 
-    from .preflight import missing_pieces
+    from .preflight import check
 
-    cfg = load_pipeline_config(args.config, preset=args.preset, overrides=args.overrides)
-    missing = missing_pieces(
-        cfg.model_dump(mode="json", by_alias=True), type(cfg)().model_dump(mode="json", by_alias=True)
-    )
-    for line in missing:
-        print(f"missing: {line}")
-    print(
-        f"pipeline check: preset {args.preset!r}: " + ("ready" if not missing else f"{len(missing)} missing piece(s)")
-    )
-    return 1 if missing else 0
+    config_path = Path(args.config).resolve()
+    cfg = load_pipeline_config(config_path, preset=args.preset, overrides=args.overrides)
+    report = check(cfg, config_path.parent)
+    print(f"pipeline check: {args.config}, preset {args.preset!r}")
+    print(report.render())
+    problems = report.problems
+    verdict = "ready" if not problems else f"{len(problems)} missing piece(s): " + ", ".join(p.key for p in problems)
+    print(f"pipeline check: preset {args.preset!r}: {verdict}")
+    return 1 if problems else 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -49,11 +50,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = parser.add_subparsers(dest="pipeline_command", metavar="<run|check>")
     for name, func, text in (
         ("run", _run, "run the stages"),
-        ("check", _check, "list what the preset needs that is missing"),
+        ("check", _check, "list what the preset needs (files, Hub weights, GPUs) and what is missing"),
     ):
         p = sub.add_parser(name, help=text)
         p.add_argument("config", help="pipelines.yaml")
-        p.add_argument("--preset", default="tiny", help="tiny (embedded default) or full")
+        p.add_argument(
+            "--preset", default="tiny", help="a preset of the file: tiny (embedded default), full, full-fast"
+        )
         p.add_argument(
             "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="config override"
         )

@@ -5,7 +5,8 @@ each stage's CLI is the contract a user also calls by hand; running exactly thos
 the pipeline can never depend on a stage's internals, a crashed stage cannot corrupt the runner,
 and `train` can go through `accelerate launch` like any training job. Each stage writes under
 `RUN_DIR/<stage>/`, its log to `RUN_DIR/<stage>/log.txt`, and a fingerprint of its config and
-inputs (state.py) that lets a rerun skip it.
+inputs (state.py) that lets a rerun skip it. The stages run in the config file's folder, so a
+relative path in pipelines.yaml means the same to every stage and to the preflight check.
 """
 
 from __future__ import annotations
@@ -37,15 +38,15 @@ def select_stages(order: Sequence[str], from_: str | None, to: str | None) -> li
     return names[start:stop]
 
 
-def _run_command(command: list[str], log_file: Path, env: dict[str, str]) -> int:
-    """Run one command, teeing its output to the console and the stage's log."""
+def _run_command(command: list[str], log_file: Path, env: dict[str, str], cwd: Path | None = None) -> int:
+    """Run one command in `cwd`, teeing its output to the console and the stage's log."""
     full_env = {**os.environ, **env}
     command = [str(part) for part in command]
     with open(log_file, "a", encoding="utf-8") as handle:
         handle.write(f"$ {' '.join(command)}\n")
         handle.flush()
         process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=full_env, text=True, bufsize=1
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=full_env, text=True, bufsize=1, cwd=cwd
         )
         assert process.stdout is not None
         for line in process.stdout:
@@ -100,7 +101,7 @@ def run_pipeline(
         print(f"[{name}] running ({stage.help})")
         start = time.perf_counter()
         for command in plan.commands:
-            code = _run_command(command, log_file, plan.env)
+            code = _run_command(command, log_file, plan.env, cwd=ctx.config_path.parent)
             if code != 0:
                 results.append(StageResult(name, "failed", time.perf_counter() - start, log_file))
                 _write_summary(ctx, results)

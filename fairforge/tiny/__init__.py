@@ -19,18 +19,24 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from fairforge.errors import FairforgeError
+from fairforge.registry import Registry
 
-#: name -> (version, builder(folder) -> path inside folder to return)
-_BUILDERS: dict[str, tuple[int, Callable[[Path], Path]]] = {}
+Builder = Callable[[Path], Path]
+
+#: name -> builder(folder) -> path inside folder to return; the builder carries `tiny_version`.
+TINY: Registry[Builder] = Registry("tiny model", discover="fairforge.tiny")
 
 
-def register_tiny(name: str, version: int = 1) -> Callable[[Callable[[Path], Path]], Callable[[Path], Path]]:
-    """Register a builder that writes a tiny model into a fresh folder and returns its path."""
+def register_tiny(name: str, version: int = 1) -> Callable[[Builder], Builder]:
+    """Register a builder that writes a tiny model into a fresh folder and returns its path.
 
-    def wrap(builder: Callable[[Path], Path]) -> Callable[[Path], Path]:
-        _BUILDERS[name] = (version, builder)
-        return builder
+    `version` is part of the cache folder's name: bump it when the builder's output changes, so
+    caches built by an older builder are not reused.
+    """
+
+    def wrap(builder: Builder) -> Builder:
+        builder.tiny_version = version  # type: ignore[attr-defined]
+        return TINY.register(name)(builder)
 
     return wrap
 
@@ -42,8 +48,7 @@ def cache_root() -> Path:
 
 
 def available() -> list[str]:
-    _load_builders()
-    return sorted(_BUILDERS)
+    return TINY.names()
 
 
 def ensure(name: str) -> Path:
@@ -53,10 +58,8 @@ def ensure(name: str) -> Path:
     (two ranks, two tests) never see a half-written model: the first rename wins, the loser's copy
     is discarded.
     """
-    _load_builders()
-    if name not in _BUILDERS:
-        raise FairforgeError(f"unknown tiny model {name!r}; expected one of {sorted(_BUILDERS)}")
-    version, builder = _BUILDERS[name]
+    builder = TINY.get(name)
+    version = builder.tiny_version  # type: ignore[attr-defined]
     root = cache_root()
     final = root / f"{name}-v{version}"
     marker = final / ".complete"
@@ -79,8 +82,4 @@ def ensure(name: str) -> Path:
     return final / marker.read_text().strip()
 
 
-def _load_builders() -> None:
-    from . import classifier, diffusion, onnx_models, timm_backbone  # noqa: F401  (they register themselves)
-
-
-__all__ = ["available", "cache_root", "ensure", "register_tiny"]
+__all__ = ["TINY", "available", "cache_root", "ensure", "register_tiny"]
