@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv and install fairforge with its dev extras; `--gpu` adds the gpu extra and leaves
 # onnxruntime-gpu as the only onnxruntime (insightface's CPU `onnxruntime` shadows it otherwise).
-# torch/torchvision come first and pinned: on this project's machines pip takes 2.14.1 / 0.29.1
+# torch/torchvision come first and pinned: pip takes 2.14.1 / 0.29.1
 # (a pair known to import together with timm) from a local wheel cache when it finds one. Set
 # FAIRFORGE_TORCH_SPEC="" to keep a torch you already have (e.g. your cluster's CUDA build).
 set -euo pipefail
