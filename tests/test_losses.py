@@ -1,4 +1,4 @@
-"""fairforge.train.losses: the CVaR family against its definition, LDAM, AdaIN, the triplet loss."""
+"""fairforge.train.losses: the CVaR family against its definition, LDAM, the triplet loss."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import torch
 import torch.nn.functional as F
 
 from fairforge.train.losses import (
-    adain,
     bilevel_cvar,
     cvar,
     disentangle_contrastive_loss,
@@ -130,16 +129,6 @@ def test_ldam_loss_matches_definition_and_ignores_unknown() -> None:
     shifted[torch.arange(int(known.sum())), target[known]] -= margins[target[known]]
     expected = F.cross_entropy(30.0 * shifted, target[known])
     assert float(ldam_loss(logits, target, margins, scale=30.0)) == pytest.approx(float(expected), rel=1e-6)
-
-
-def test_adain_output_has_style_statistics() -> None:
-    torch.manual_seed(0)
-    content = torch.randn(3, 4, 5, 6) * 2.0 + 1.0
-    style = torch.randn(3, 4, 5, 6) * 0.5 - 3.0
-    out = adain(content, style)
-    flat_out, flat_style = out.flatten(2), style.flatten(2)
-    assert torch.allclose(flat_out.mean(-1), flat_style.mean(-1), atol=1e-5)
-    assert torch.allclose(flat_out.std(-1), flat_style.std(-1), rtol=1e-4)
 
 
 def test_contrastive_loss_zero_when_classes_are_far_apart() -> None:

@@ -1,4 +1,4 @@
-"""`ddfg` (the default): the data-driven fairness-generalization recipe (seed paper 000).
+"""`ddfg` (the default): the data-driven fairness-generalization recipe.
 
 Three ingredients, two of them outside the loss: (1) the balanced synthetic set mixed with real
 data (the training manifests and `data.balance`), (2) sharpness-aware minimization (a flat
