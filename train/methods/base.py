@@ -34,6 +34,8 @@ one line of YAML. A method answers three questions:
 
 3. `predict(model, batch) -> Tensor`: P(fake) in [0, 1], shape [B], float, for validation and
    `fairforge train predict`. `model` is the unwrapped module in eval mode under `torch.no_grad()`.
+   `reference_score(model, batch)` is the score the method's authors' test script reports, where
+   it differs (`fairforge train predict --score reference`); by default it is `predict`.
 
 Optional hooks: `check_config(cfg)` raises `ConfigError` for settings the method cannot use (it
 runs before anything is built); `paired_batches` (class attribute) asks the data loader for the SBI
@@ -123,3 +125,7 @@ class Method(ABC):
 
     @abstractmethod
     def predict(self, model: nn.Module, batch: Batch) -> torch.Tensor: ...
+
+    def reference_score(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        """The authors' test-time score in [0, 1] where it is not `predict`'s P(fake); see the docstring."""
+        return self.predict(model, batch)

@@ -132,3 +132,7 @@ class PGFDD(Method):
 
     def predict(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         return torch.softmax(model.detect(batch["image"]).float(), dim=-1)[:, 1]
+
+    def reference_score(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        """The authors' test.py: sigmoid of the fused head's fake logit alone (their validation: the softmax)."""
+        return torch.sigmoid(model.detect(batch["image"]).float()[:, 1])
