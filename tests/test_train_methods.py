@@ -137,7 +137,10 @@ def test_roga_domains_are_manipulations_with_the_reals_shared() -> None:
     domain = torch.tensor([0, 0, 1, 2, 1, 2])  # index 0: the reals' own `domain` value, ignored when shared
     label = torch.tensor([0, 0, 1, 1, 1, 1])
     masks, weights = domain_subsets(domain, label, "shared")
-    assert [m.tolist() for m in masks] == [[True, True, True, False, True, False], [True, True, False, True, False, True]]
+    assert [m.tolist() for m in masks] == [
+        [True, True, True, False, True, False],
+        [True, True, False, True, False, True],
+    ]
     assert weights == [4 / 6, 4 / 6]
     masks, weights = domain_subsets(domain, label, "own_domain")
     assert len(masks) == 3 and weights == [2 / 6, 2 / 6, 2 / 6]
