@@ -159,6 +159,7 @@ class _Halves:
         # each fake once per epoch in a shuffled order (unless epoch_size or cell balance asks for draws)
         shuffle = count <= len(self.fakes) and self.weights[1] is None
         fake_pick = _draw(len(self.fakes), len(self.fakes) if shuffle else count, self.weights[1], generator)[:count]
+        # reals with replacement: the authors' loader draws a random one beside each fake
         real_pick = (
             _draw(len(self.reals), count, self.weights[0], generator)
             if self.weights[0] is not None
