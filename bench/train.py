@@ -36,7 +36,8 @@ from fairforge.config.train import TrainConfig
 from fairforge.manifest import write_manifest
 from fairforge.taxonomy import DEFAULT_TAXONOMY
 from fairforge.train.data import ManifestDataset, data_info, load_manifests, make_loader, normalize_batch
-from fairforge.train.methods import StepContext, get_method
+from fairforge.train.methods import get_method
+from fairforge.train.methods.base import StepContext
 from fairforge.train.optim import build_optimizer, build_scheduler
 from fairforge.train.updates import get_update
 

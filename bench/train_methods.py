@@ -8,7 +8,8 @@ bench/train.py's `fairforge_step`) on the same backbone, batch and in-memory dat
 rounds with medians. On a CPU the cost is also measured as this process's CPU time per step with one
 intra-op thread: on a shared machine other jobs stretch the wall clock unevenly, not the work a step
 does, so the CPU-time ratios are the ones to quote there. The batches carry 4 domains
-(FF++'s manipulation types) for RoGA and all 8 groups for the fair losses. `CASES` adds this file's
+(FF++'s manipulation types) for RoGA and all 8 groups for the fair losses; `*_reference` are the
+`fair_loss: reference` modes (the authors' host-side threshold searches). `CASES` adds this file's
 contenders to bench/train.py's `METHOD_OVERRIDES`; `python bench/train.py --methods ...` can time them too
 after `register(METHOD_OVERRIDES)`.
 """
@@ -29,8 +30,21 @@ import torch
 CASES: dict[str, dict[str, Any]] = {
     "dag_fdd": {"method": "dag_fdd", "optimizer": {"name": "adam"}, "model": {"heads": {"group": 0.0}}},
     "daw_fdd": {"method": "daw_fdd", "optimizer": {"name": "adam"}, "model": {"heads": {"group": 0.0}}},
+    "daw_fdd_reference": {
+        "method": "daw_fdd",
+        "daw_fdd": {"fair_loss": "reference"},
+        "optimizer": {"name": "adam"},
+        "model": {"heads": {"group": 0.0}},
+    },
     "pg_fdd": {"method": "pg_fdd", "optimizer": {"name": "sam", "base": "sgd"}},
+    "pg_fdd_reference": {"method": "pg_fdd", "pg_fdd": {"fair_loss": "reference"}, "optimizer": {"name": "sam"}},
     "roga": {"method": "roga", "optimizer": {"name": "adam"}, "model": {"heads": {"group": 0.0}}},
+    "roga_own_domain": {
+        "method": "roga",
+        "roga": {"reals": "own_domain"},
+        "optimizer": {"name": "adam"},
+        "model": {"heads": {"group": 0.0}},
+    },
     "sam": {"method": "erm", "optimizer": {"name": "sam", "base": "adam"}, "model": {"heads": {"group": 0.0}}},
     "sam_every5": {
         "method": "erm",
@@ -49,8 +63,11 @@ PASSES = {
     "erm": "1",
     "dag_fdd": "1",
     "daw_fdd": "1",
+    "daw_fdd_reference": "1 (+ the host-side lambda searches)",
     "pg_fdd": "2 x 3 encoders + decoder (SAM)",
-    "roga": "2 (as 2K passes over the K domain subsets)",
+    "pg_fdd_reference": "2 x 3 encoders + decoder (SAM) (+ host searches)",
+    "roga": "1 + 2K passes over the K fake domains, each with the reals",
+    "roga_own_domain": "2 (as 2K passes over the K domain subsets)",
     "sam": "2",
     "sam_every5": "1.2",
     "looksam_every5": "1.2",

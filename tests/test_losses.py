@@ -1,18 +1,21 @@
-"""fairforge.train.losses: the CVaR family against its definition, LDAM, AdaIN, the triplet loss."""
+"""fairforge.train.losses: the CVaR family against its definition, LDAM, the triplet loss."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from scipy import optimize, special
 
 from fairforge.train.losses import (
-    adain,
+    FLOAT32_EXP_LIMIT,
     bilevel_cvar,
     cvar,
     disentangle_contrastive_loss,
     ldam_loss,
     ldam_margins,
+    searched_cvar,
     smoothed_cvar,
 )
 
@@ -132,16 +135,6 @@ def test_ldam_loss_matches_definition_and_ignores_unknown() -> None:
     assert float(ldam_loss(logits, target, margins, scale=30.0)) == pytest.approx(float(expected), rel=1e-6)
 
 
-def test_adain_output_has_style_statistics() -> None:
-    torch.manual_seed(0)
-    content = torch.randn(3, 4, 5, 6) * 2.0 + 1.0
-    style = torch.randn(3, 4, 5, 6) * 0.5 - 3.0
-    out = adain(content, style)
-    flat_out, flat_style = out.flatten(2), style.flatten(2)
-    assert torch.allclose(flat_out.mean(-1), flat_style.mean(-1), atol=1e-5)
-    assert torch.allclose(flat_out.std(-1), flat_style.std(-1), rtol=1e-4)
-
-
 def test_contrastive_loss_zero_when_classes_are_far_apart() -> None:
     label = torch.tensor([0, 0, 1, 1])
     spe = torch.tensor([0, 0, 1, 2])
@@ -151,3 +144,95 @@ def test_contrastive_loss_zero_when_classes_are_far_apart() -> None:
     assert float(disentangle_contrastive_loss(same, same, label, spe, margin=3.0)) == pytest.approx(12.0)
     one_class = disentangle_contrastive_loss(same, same, torch.zeros(4, dtype=torch.long), spe, margin=3.0)
     assert float(one_class) == 0.0  # no negatives: nothing to contrast
+
+
+# ---- the authors' code's numbers (`fair_loss: reference`) against a float32 re-derivation ----
+
+TAU1, TAU2 = 1e-3, 1e-4
+
+
+def _reference_lambda(group_losses: np.ndarray, alpha: float) -> float:
+    """The authors' smoothed outer search re-derived in numpy float32: float max where exp overflows."""
+    values = group_losses.astype(np.float32)
+
+    def objective(x: float) -> float:
+        z = (values - np.float32(x)) / np.float32(TAU1)
+        with np.errstate(over="ignore"):
+            e = np.exp(z)
+        if np.isinf(e).any():
+            return float(np.finfo(np.float64).max)
+        return x + TAU2 / (2 * alpha) * x**2 + float(np.mean(np.float32(TAU1) * np.log1p(e))) / alpha
+
+    return float(optimize.fminbound(objective, float(values.min()) - 1000.0, float(values.max())))
+
+
+def _outer_weights(group_losses: list[float], **kwargs: object) -> torch.Tensor:
+    """d loss / d group loss of the fused loss's outer level: one sample per group, inner CVaR = its loss."""
+    losses = torch.tensor(group_losses, requires_grad=True)
+    groups = torch.arange(len(group_losses))
+    bilevel_cvar(losses, groups, len(group_losses), 0.9, 0.5, smooth=(TAU1, TAU2), **kwargs).backward()
+    return losses.grad
+
+
+@pytest.mark.parametrize(
+    ("group_losses", "confined"),
+    [
+        ([0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 0.7, 0.9], True),  # the paper's lambda ~0.45 < 0.9 - 0.0887
+        ([0.50, 0.52, 0.55, 0.58, 0.60, 0.62, 0.66, 0.70], True),  # ~0.60 < 0.70 - 0.0887: a little
+        ([0.62, 0.64, 0.66, 0.69, 0.70, 0.71, 0.73, 0.74], False),  # ~0.70 > 0.74 - 0.0887
+        ([0.30, 0.31, 0.33, 0.35], False),
+    ],
+)
+def test_reference_fused_loss_is_the_float32_confined_search(group_losses: list[float], confined: bool) -> None:
+    values = np.array(group_losses)
+    limit = float(np.log(np.finfo(np.float32).max))  # 88.72: exp(z) is inf in float32 above it
+    assert FLOAT32_EXP_LIMIT == pytest.approx(limit)
+    lam = _reference_lambda(values, 0.5)
+    assert lam >= values.max() - TAU1 * limit - 1e-6  # confined: max - 0.0887 or above
+    # inner CVaR of a one-sample group is that sample's loss times 1/0.9 in the gradient (boundary rule)
+    expected = (1 / 0.9) * (1 / (0.5 * len(values))) * special.expit((values - lam) / TAU1)
+    got = _outer_weights(group_losses, reference=True).numpy()
+    np.testing.assert_allclose(got, expected, atol=2e-3)
+    paper = _outer_weights(group_losses).numpy()
+    # the paper's minimizer: stationary, so the weights add up to 1 + tau2 lambda*/alpha (~1)
+    assert paper.sum() == pytest.approx(1.0, abs=1e-3)
+    if confined:
+        assert lam == pytest.approx(values.max() - TAU1 * limit, abs=2e-4)  # lambda sits on the boundary
+        assert got.sum() < 1.0  # the confinement removes weight: less than the paper's 1
+    else:
+        assert got.sum() == pytest.approx(1 / 0.9, abs=2e-2)  # only the inner boundary rule differs
+
+
+def test_reference_plain_cvar_gives_a_one_sample_group_the_full_weight() -> None:
+    single = torch.tensor([0.7], requires_grad=True)
+    value = searched_cvar(single, 0.9)
+    value.backward()
+    assert float(value.detach()) == pytest.approx(0.7, abs=1e-4)
+    assert float(single.grad) == pytest.approx(1 / 0.9, rel=1e-6)  # the paper's exact CVaR: 1.0
+    exact = torch.tensor([0.7], requires_grad=True)
+    cvar(exact, 0.9).backward()
+    assert float(exact.grad) == pytest.approx(1.0)
+
+
+def test_reference_plain_cvar_weights_are_all_or_nothing_and_its_value_exact() -> None:
+    torch.manual_seed(0)
+    for n, alpha in ((10, 0.5), (7, 0.9), (5, 0.5), (32, 0.5)):
+        losses = (torch.rand(n) * 2).requires_grad_(True)
+        value = searched_cvar(losses, alpha)
+        value.backward()
+        assert float(value.detach()) == pytest.approx(float(cvar(losses.detach(), alpha)), abs=1e-4)
+        weights = losses.grad * alpha * n
+        assert torch.all((weights.abs() < 1e-6) | ((weights - 1).abs() < 1e-5)), weights  # 0 or 1/(alpha n)
+        top = losses.detach().argsort(descending=True)[: int(alpha * n)]
+        assert torch.allclose(weights[top], torch.ones(len(top)))  # the alpha n worst always get it
+
+
+def test_reference_bilevel_cvar_on_a_batch_with_unknown_groups() -> None:
+    losses = torch.tensor([0.2, 0.9, 0.4, 0.5, 0.1], requires_grad=True)
+    groups = torch.tensor([0, 0, 1, -1, 2])
+    value = bilevel_cvar(losses, groups, 8, 0.9, 0.5, reference=True)
+    value.backward()
+    assert float(value.detach()) == pytest.approx(float(bilevel_cvar(losses.detach(), groups, 8, 0.9, 0.5)), abs=1e-4)
+    assert float(losses.grad[3]) == 0.0  # unknown group: left out, as in paper mode
+    none = bilevel_cvar(losses, torch.full((5,), -1), 8, reference=True)
+    assert float(none.detach()) == 0.0 and none.requires_grad

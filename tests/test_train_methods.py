@@ -18,7 +18,8 @@ from torch.func import functional_call
 
 from fairforge.config.train import TrainConfig
 from fairforge.train.losses import bilevel_cvar, ldam_margins
-from fairforge.train.methods import StepContext, get_method
+from fairforge.train.methods import get_method
+from fairforge.train.methods.base import StepContext
 from fairforge.train.methods.roga import ALIGN
 from fairforge.train.optim import build_optimizer
 from fairforge.train.sam import SAM
@@ -65,8 +66,20 @@ def _ctx(model: nn.Module, cfg: TrainConfig, step: int = 0, update_rule=None) ->
     return StepContext(accelerator, model, optimizer, scheduler, cfg, None, step, update_rule)  # type: ignore[arg-type]
 
 
-def _roga_reference(model: nn.Module, batch: dict[str, torch.Tensor], rho: float, align: str, weight: float, lr: float):
-    """RoGA's update written out from its definition with torch.func (no shared code path)."""
+def _roga_reference(
+    model: nn.Module,
+    batch: dict[str, torch.Tensor],
+    rho: float,
+    align: str,
+    weight: float,
+    lr: float,
+    reals: str = "own_domain",
+):
+    """RoGA's update written out from its definition with torch.func (no shared code path).
+
+    `own_domain`: the domains partition the batch and g is their n_k/n-weighted gradient sum;
+    `shared`: a domain is one domain's fakes plus every real, g the full batch's gradient.
+    """
     model = copy.deepcopy(model)
     names = [n for n, _ in model.named_parameters()]
     w = {n: p.detach().clone().requires_grad_(True) for n, p in model.named_parameters()}
@@ -74,11 +87,19 @@ def _roga_reference(model: nn.Module, batch: dict[str, torch.Tensor], rho: float
     def loss_at(params: dict[str, torch.Tensor], sub: dict[str, torch.Tensor]) -> torch.Tensor:
         return model.losses(sub, functional_call(model, params, (sub,)))["overall"]
 
-    domains = sorted(set(batch["domain"].tolist()))
-    subs = [{k: v[batch["domain"] == d] for k, v in batch.items()} for d in domains]
     n = batch["domain"].numel()
+    if reals == "own_domain":
+        domains = sorted(set(batch["domain"].tolist()))
+        subs = [{k: v[batch["domain"] == d] for k, v in batch.items()} for d in domains]
+    else:
+        fake, real = batch["label"] == 1, batch["label"] == 0
+        domains = sorted(set(batch["domain"][fake].tolist()))
+        subs = [{k: v[(fake & (batch["domain"] == d)) | real] for k, v in batch.items()} for d in domains]
     g_k = [torch.autograd.grad(loss_at(w, sub), [w[k] for k in names]) for sub in subs]
-    g = [sum(len(sub["label"]) / n * gk[i] for gk, sub in zip(g_k, subs)) for i in range(len(names))]
+    if reals == "own_domain":
+        g = [sum(len(sub["label"]) / n * gk[i] for gk, sub in zip(g_k, subs)) for i in range(len(names))]
+    else:
+        g = list(torch.autograd.grad(loss_at(w, batch), [w[k] for k in names]))
     total = [torch.zeros_like(t) for t in g]
     for gk, sub in zip(g_k, subs):
         norm = torch.sqrt(sum((t**2).sum() for t in gk))
@@ -94,18 +115,37 @@ def _roga_reference(model: nn.Module, batch: dict[str, torch.Tensor], rho: float
     return {k: (w[k] - lr * (g[i] + weight * total[i])).detach() for i, k in enumerate(names)}
 
 
+@pytest.mark.parametrize("reals", ["own_domain", "shared"])
 @pytest.mark.parametrize("align", ["pcgrad", "sign", "none"])
-def test_roga_step_equals_hand_written_reference(align: str) -> None:
+def test_roga_step_equals_hand_written_reference(align: str, reals: str) -> None:
     cfg = TrainConfig(method="roga")
     cfg.optimizer.name, cfg.optimizer.lr, cfg.optimizer.momentum = "sgd", 0.1, 0.0
-    cfg.roga.align, cfg.roga.rho, cfg.roga.weight = align, 0.5, 0.7
+    cfg.roga.align, cfg.roga.rho, cfg.roga.weight, cfg.roga.reals = align, 0.5, 0.7, reals
     model, batch = TinyNet(), _batch(seed=4)  # seed 4: two of the three h_k oppose g (the pcgrad branch runs)
-    expected = _roga_reference(model, batch, 0.5, align, 0.7, 0.1)
+    fake_domains = len(set(batch["domain"][batch["label"] == 1].tolist()))
+    expected = _roga_reference(model, batch, 0.5, align, 0.7, 0.1, reals)
     ctx = _ctx(model, cfg)
     logs = get_method("roga").training_step(ctx, batch)
-    assert float(logs["domains"]) == 3.0
+    assert float(logs["domains"]) == (3.0 if reals == "own_domain" else fake_domains)
     for name, p in ctx.unwrapped.named_parameters():
         assert torch.allclose(p.detach(), expected[name], atol=1e-6), name
+
+
+def test_roga_domains_are_manipulations_with_the_reals_shared() -> None:
+    from fairforge.train.methods.roga import domain_subsets
+
+    domain = torch.tensor([0, 0, 1, 2, 1, 2])  # index 0: the reals' own `domain` value, ignored when shared
+    label = torch.tensor([0, 0, 1, 1, 1, 1])
+    masks, weights = domain_subsets(domain, label, "shared")
+    assert [m.tolist() for m in masks] == [
+        [True, True, True, False, True, False],
+        [True, True, False, True, False, True],
+    ]
+    assert weights == [4 / 6, 4 / 6]
+    masks, weights = domain_subsets(domain, label, "own_domain")
+    assert len(masks) == 3 and weights == [2 / 6, 2 / 6, 2 / 6]
+    only_reals, _ = domain_subsets(domain[:2], label[:2], "shared")
+    assert [m.tolist() for m in only_reals] == [[True, True]]
 
 
 def test_roga_pcgrad_projects_only_conflicts() -> None:
@@ -212,12 +252,14 @@ def test_looksam_reuses_the_orthogonal_component() -> None:
 
 def test_pg_fdd_network_and_losses(tiny_cache) -> None:  # noqa: ANN001
     from fairforge.taxonomy import DEFAULT_TAXONOMY
-    from fairforge.train.methods.base import DataInfo
+    from fairforge.train.data import DataInfo
 
     cfg = TrainConfig(method="pg_fdd")
     cfg.model.backbone = "tiny"
     cfg.pg_fdd.feat_dim = 16
-    info = DataInfo(DEFAULT_TAXONOMY, ("real", "Deepfakes"), ("real", "Deepfakes"), ("toy",), (5,) * 8, (4, 4), 8)
+    info = DataInfo(
+        DEFAULT_TAXONOMY, ("real", "Deepfakes"), ("real", "Deepfakes"), ("toy",), (5,) * 8, (4, 4), 8, ("Deepfakes",)
+    )
     method = get_method("pg_fdd")
     net = method.build_model(cfg, info)
     assert torch.allclose(net.ldam_margins, ldam_margins([5] * 8))
@@ -230,7 +272,7 @@ def test_pg_fdd_network_and_losses(tiny_cache) -> None:  # noqa: ANN001
     from fairforge.train.methods.pg_fdd import pg_fdd_losses
 
     out = net(batch)
-    assert out["recon_self"].shape == batch["image"].shape and out["specific"].shape == (4, 3)
+    assert out["recon_self"].shape == batch["image"].shape and out["specific"].shape == (4, 2)
     losses = pg_fdd_losses(net, batch, out, cfg, info.num_groups)
     assert set(losses) == {"cls", "spe", "rec", "con", "dem", "fuse", "overall"}
     expected_fuse = bilevel_cvar(

@@ -1,5 +1,5 @@
-"""Every published method (and efficient SAM) trains 2 steps through `train/run.py` on the tiny preset,
-in one process and in two really synchronized CPU processes."""
+"""Every registered method, in each of its paper/reference modes (and efficient SAM), trains 2 steps
+through `train/run.py` on the tiny preset, in one process and in two really synchronized CPU processes."""
 
 from __future__ import annotations
 
@@ -21,10 +21,16 @@ from fairforge.train.run import load_config, train
 
 #: name -> `--set` overrides of the tiny preset (ddfg on the tiny backbone, 64 px)
 CASES: dict[str, tuple[str, ...]] = {
+    "erm": ("method=erm", "optimizer.name=adam"),
+    "ddfg": (),
     "dag_fdd": ("method=dag_fdd", "optimizer.name=sgd"),
-    "daw_fdd": ("method=daw_fdd", "optimizer.name=sgd"),
+    "dag_fdd_reference": ("method=dag_fdd", "optimizer.name=sgd", "dag_fdd.fair_loss=reference"),
+    "daw_fdd": ("method=daw_fdd", "optimizer.name=sgd", "scheduler.name=step", "scheduler.step_epochs=1"),
+    "daw_fdd_reference": ("method=daw_fdd", "optimizer.name=sgd", "daw_fdd.fair_loss=reference"),
     "pg_fdd": ("method=pg_fdd", "pg_fdd.feat_dim=16"),
+    "pg_fdd_reference": ("method=pg_fdd", "pg_fdd.feat_dim=16", "pg_fdd.fair_loss=reference"),
     "roga": ("method=roga", "optimizer.name=adam"),
+    "roga_own_domain": ("method=roga", "optimizer.name=adam", "roga.reals=own_domain"),
     "sam_every2": ("optimizer.every=2",),
     "looksam_every2": ("optimizer.every=2", "optimizer.reuse=looksam"),
 }
@@ -47,6 +53,14 @@ def _run(toy: Path, out: Path, case: str) -> Path:
 def _check_weights(path: Path) -> None:
     weights = load_file(str(path))
     assert weights and all(torch.isfinite(t).all() for t in weights.values())
+
+
+def test_every_registered_method_has_a_case() -> None:
+    from fairforge.train.methods import METHODS
+
+    assert {name for name in METHODS.names() if not name.startswith("toy")} <= {
+        overrides[0].removeprefix("method=") if overrides else "ddfg" for overrides in CASES.values()
+    }
 
 
 @pytest.mark.parametrize("case", list(CASES))

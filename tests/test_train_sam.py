@@ -14,7 +14,7 @@ from torch.func import functional_call
 from fairforge.config import load_model
 from fairforge.config.train import TrainConfig
 from fairforge.errors import ConfigError
-from fairforge.train.methods import StepContext
+from fairforge.train.methods.base import StepContext
 from fairforge.train.optim import build_optimizer, build_scheduler
 from fairforge.train.sam import SAM, bn_update_off
 from fairforge.train.updates import get_update

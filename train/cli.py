@@ -45,6 +45,7 @@ def _predict(args: argparse.Namespace) -> int:
         split=args.split,
         batch_size=args.batch_size,
         num_workers=args.num_workers,
+        score=args.score,
     )
     print(f"wrote {out}")
     return 0
@@ -66,4 +67,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument("--split", default=None, help="score only rows of this split (default: all rows)")
     predict.add_argument("--batch-size", type=int, default=None)
     predict.add_argument("--num-workers", type=int, default=None)
+    predict.add_argument(
+        "--score",
+        choices=["softmax", "reference"],
+        default="softmax",
+        help="softmax: P(fake) as validation and the papers define it (default); reference: the score the "
+        "method's authors' test script reports, to compare with their tables (PG-FDD: sigmoid of the fake logit)",
+    )
     predict.set_defaults(func=_predict)

@@ -2,7 +2,7 @@
 
 `load_manifests` reads and validates one or more manifests (the synthetic balanced set and real
 datasets imported by `fairforge import`) into one frame; `data_info` fixes the vocabularies the
-model is built with; `ManifestDataset` decodes one row into tensors; `make_loader` wraps it in a
+model is built with (`DataInfo`, stored with every checkpoint); `ManifestDataset` decodes one row into tensors; `make_loader` wraps it in a
 DataLoader (workers, pinned memory, persistent workers). Images leave the workers as uint8 and are
 normalized on the device (`normalize_batch`): 4x less to copy between processes and to the GPU.
 
@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +33,71 @@ from fairforge.manifest import concat_manifests, read_manifest
 from fairforge.taxonomy import UNKNOWN, Taxonomy
 
 from .augment import augment, is_identity
-from .methods.base import DataInfo
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """What the training manifests say, for building models and losses.
+
+    Vocabularies are fixed at the start of training and stored with the checkpoint, so an index
+    in a batch means the same name at predict time.
+    """
+
+    taxonomy: Taxonomy
+    domains: tuple[str, ...]
+    methods: tuple[str, ...]
+    sources: tuple[str, ...]
+    group_counts: tuple[int, ...]
+    label_counts: tuple[int, int]
+    num_train: int
+    #: the `method` values of the fake rows, sorted: the manipulations (PG-FDD's specific classes)
+    fake_methods: tuple[str, ...] = ()
+
+    @property
+    def genders(self) -> tuple[str, ...]:
+        return self.taxonomy.genders
+
+    @property
+    def races(self) -> tuple[str, ...]:
+        return self.taxonomy.races
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        """Intersectional `gender-race` groups, the order of `group` indexes and `group_counts`."""
+        return self.taxonomy.groups
+
+    @property
+    def num_groups(self) -> int:
+        return len(self.taxonomy.groups)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "taxonomy": self.taxonomy.to_config(),
+            "domains": list(self.domains),
+            "methods": list(self.methods),
+            "sources": list(self.sources),
+            "group_counts": list(self.group_counts),
+            "label_counts": list(self.label_counts),
+            "num_train": self.num_train,
+            "fake_methods": list(self.fake_methods),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DataInfo:
+        return cls(
+            taxonomy=Taxonomy.from_config(data["taxonomy"]),
+            domains=tuple(data["domains"]),
+            methods=tuple(data["methods"]),
+            sources=tuple(data["sources"]),
+            group_counts=tuple(int(c) for c in data["group_counts"]),
+            label_counts=(int(data["label_counts"][0]), int(data["label_counts"][1])),
+            num_train=int(data["num_train"]),
+            # exports written before the field: every method but `real` (the vocabulary's first)
+            fake_methods=tuple(data.get("fake_methods", [m for m in data["methods"] if m != "real"])),
+        )
+
 
 #: How many following rows a bad image may be replaced by before giving up.
 MAX_REPLACEMENTS = 16
@@ -94,6 +157,7 @@ def data_info(frame: pd.DataFrame, taxonomy: Taxonomy) -> DataInfo:
         group_counts=tuple(int((groups == g).sum()) for g in range(len(taxonomy.groups))),
         label_counts=(int((labels == 0).sum()), int((labels == 1).sum())),
         num_train=len(frame),
+        fake_methods=_vocab(frame.loc[frame["label"] == 1, "method"]),
     )
 
 
@@ -218,6 +282,7 @@ def make_loader(
 
 
 __all__ = [
+    "DataInfo",
     "ManifestDataset",
     "data_info",
     "domains_of",

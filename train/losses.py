@@ -17,6 +17,15 @@ the CVaR). Here:
   theorem has the same value and gradient as the published loss at its searched optimum.
 * `bilevel_cvar` is DAW-FDD's loss (inner CVaR per intersectional group, outer CVaR over the groups
   present in the batch) and, with `smooth=(tau1, tau2)`, PG-FDD's fair fusion loss.
+* `searched_cvar` (and `bilevel_cvar(..., reference=True)`) is the authors' code's behaviour, for
+  reproducing their numbers: lambda searched by `scipy.optimize.fminbound` on the host over
+  [min - 1000, max] of the float32 objective, the loss then taken at that lambda. Two of its
+  numbers differ from the definition above: the searched lambda of a plain CVaR lands on either
+  side of the boundary loss, so the boundary sample gets the full weight 1/(alpha n) or none (a
+  one-sample group always the full weight: 1/0.9 = 1.11 of its loss's gradient at alpha 0.9); and
+  the smoothed objective returns float max wherever exp((l - lambda)/tau1) overflows float32,
+  which confines lambda to >= max(l) - tau1 ln(float32 max) = max(l) - 88.72 tau1, where the
+  weights (1/(alpha n)) sigmoid((l - lambda)/tau1) add up to less than 1.
 
 Conventions follow the papers: `alpha` is the fraction of the worst losses averaged (alpha = 1 is the
 plain mean, alpha -> 0 the maximum).
@@ -25,18 +34,18 @@ plain mean, alpha -> 0 the maximum).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 
 __all__ = [
-    "adain",
     "bilevel_cvar",
     "cvar",
     "disentangle_contrastive_loss",
     "ldam_loss",
     "ldam_margins",
+    "searched_cvar",
     "smoothed_cvar",
 ]
 
@@ -158,6 +167,7 @@ def bilevel_cvar(
     inner_alpha: float = 0.9,
     outer_alpha: float = 0.5,
     smooth: tuple[float, float] | None = None,
+    reference: bool = False,
 ) -> torch.Tensor:
     """DAW-FDD's bi-level CVaR: CVaR_inner within each group, CVaR_outer over the groups present.
 
@@ -165,6 +175,7 @@ def bilevel_cvar(
     for an unknown attribute) leaves the sample out of the fairness loss. Groups absent from the batch
     are skipped, not counted as zero. With `smooth=(tau1, tau2)` the outer level is PG-FDD's smoothed
     CVaR. An all-unknown batch gives 0 (with a graph, so DDP sees every parameter used).
+    `reference=True`: the authors' code's numbers instead (`searched_cvar` at both levels).
     """
     _check_alpha(inner_alpha, "inner_alpha")
     _check_alpha(outer_alpha, "outer_alpha")
@@ -172,6 +183,8 @@ def bilevel_cvar(
         raise ValueError(
             f"losses and groups must be 1-D of equal length, got {tuple(losses.shape)} and {tuple(groups.shape)}"
         )
+    if reference:
+        return _reference_bilevel_cvar(losses, groups, num_groups, inner_alpha, outer_alpha, smooth)
     member = groups.unsqueeze(0) == torch.arange(num_groups, device=groups.device).unsqueeze(1)
     inner = cvar(losses.unsqueeze(0).expand(num_groups, -1), inner_alpha, mask=member)
     present = member.any(dim=1)
@@ -180,6 +193,67 @@ def bilevel_cvar(
     else:
         outer = smoothed_cvar(inner, outer_alpha, smooth[0], smooth[1], mask=present)
     return torch.where(present.any(), outer, losses.sum() * 0.0)
+
+
+#: exp(z) overflows float32 for z above this: ln(float32 max)
+FLOAT32_EXP_LIMIT = math.log(float(torch.finfo(torch.float32).max))
+
+
+def _fminbound(objective: Callable[[float], float], losses: torch.Tensor) -> float:
+    """The authors' threshold search: scipy's bounded Brent method on [min - 1000, max] (tolerance 1e-5)."""
+    from scipy import optimize
+
+    return float(optimize.fminbound(objective, float(losses.min()) - 1000.0, float(losses.max())))
+
+
+def searched_cvar(losses: torch.Tensor, alpha: float, smooth: tuple[float, float] | None = None) -> torch.Tensor:
+    """The authors' code's CVaR of a 1-D `losses` (see the module docstring): their lambda, their loss.
+
+    Plain: lambda + 1/alpha mean((l - lambda)_+); `smooth=(tau1, tau2)`: lambda + tau2/(2 alpha)
+    lambda^2 + 1/alpha mean(tau1 log(1 + exp((l - lambda)/tau1))), float max where the exp
+    overflows. The objective is evaluated in float32 on the CPU (one host copy, ~30 evaluations);
+    the loss at the searched lambda is computed on the losses' device and differentiates through
+    the losses only.
+    """
+    _check_alpha(alpha)
+    if losses.dim() != 1 or losses.numel() == 0:
+        raise ValueError(f"searched_cvar needs a non-empty 1-D tensor of losses, got shape {tuple(losses.shape)}")
+    host = losses.detach().to("cpu", torch.float32)
+    if smooth is None:
+
+        def objective(x: float) -> float:
+            return x + (1.0 / alpha) * torch.relu(host - x).mean().item()
+
+        lam = _fminbound(objective, host)
+        return lam + (1.0 / alpha) * torch.relu(losses - lam).mean()
+    tau1, tau2 = smooth
+
+    def smooth_objective(x: float) -> float:
+        z = torch.exp((host - x) / tau1)
+        if torch.isinf(z).any():
+            return float(torch.finfo(torch.float64).max)
+        return x + (tau2 / (2 * alpha)) * x**2 + (1.0 / alpha) * torch.relu(tau1 * torch.log(1 + z)).mean().item()
+
+    lam = _fminbound(smooth_objective, host)
+    soft = torch.relu(tau1 * torch.log(1 + torch.exp((losses - lam) / tau1)))
+    return lam + (tau2 / (2 * alpha)) * lam**2 + (1.0 / alpha) * soft.mean()
+
+
+def _reference_bilevel_cvar(
+    losses: torch.Tensor,
+    groups: torch.Tensor,
+    num_groups: int,
+    inner_alpha: float,
+    outer_alpha: float,
+    smooth: tuple[float, float] | None,
+) -> torch.Tensor:
+    """`bilevel_cvar` as the authors' code computes it: a searched CVaR per group present, then over them."""
+    known = (groups >= 0) & (groups < num_groups)
+    present = torch.unique(groups[known]).tolist()
+    if not present:
+        return losses.sum() * 0.0
+    inner = torch.stack([searched_cvar(losses[groups == g], inner_alpha) for g in present])
+    return searched_cvar(inner, outer_alpha, smooth)
 
 
 def ldam_margins(counts: Sequence[int] | torch.Tensor, max_margin: float = 0.5) -> torch.Tensor:
@@ -208,29 +282,6 @@ def ldam_loss(logits: torch.Tensor, target: torch.Tensor, margins: torch.Tensor,
     shift = F.one_hot(target, logits.shape[-1]).to(logits.dtype) * margins.to(logits)[target].unsqueeze(-1)
     per_row = F.cross_entropy(scale * (logits - shift), target, reduction="none")
     return (per_row * known).sum() / known.sum().clamp_min(1)
-
-
-def adain(content: torch.Tensor, style: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """Adaptive instance normalization: `content` normalized per sample and channel, given `style`'s stats.
-
-    out = (x - mean_x) / sqrt(var_x + eps) * sqrt(var_y + eps) + mean_y over the spatial positions
-    (unbiased variance, as the published PG-FDD and AdaIN code), so the output's per-channel mean is
-    the style's and its standard deviation the style's up to eps.
-    """
-    if content.shape[:2] != style.shape[:2] or content.dim() < 3:
-        raise ValueError(
-            f"adain needs [N, C, ...] tensors with equal N, C; got {tuple(content.shape)} and {tuple(style.shape)}"
-        )
-    x = content.flatten(2)
-    y = style.flatten(2)
-    if x.shape[-1] < 2 or y.shape[-1] < 2:
-        raise ValueError(
-            f"adain needs at least 2 spatial positions, got {tuple(content.shape)} and {tuple(style.shape)}"
-        )
-    shape = content.shape[:2] + (1,) * (content.dim() - 2)
-    x_mean, x_std = x.mean(-1).view(shape), (x.var(-1) + eps).sqrt().view(shape)
-    y_mean, y_std = y.mean(-1).view(shape), (y.var(-1) + eps).sqrt().view(shape)
-    return (content - x_mean) / x_std * y_std + y_mean
 
 
 def _random_partner(candidates: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -38,9 +38,13 @@ def build_optimizer(model: nn.Module, cfg: OptimizerConfig) -> torch.optim.Optim
 
 
 def build_scheduler(
-    optimizer: torch.optim.Optimizer, cfg: SchedulerConfig, total_steps: int
+    optimizer: torch.optim.Optimizer, cfg: SchedulerConfig, total_steps: int, updates_per_epoch: int = 1
 ) -> torch.optim.lr_scheduler.LambdaLR:
-    """LambdaLR on the base optimizer: linear warmup, then the named decay to 0 at `total_steps`."""
+    """LambdaLR on the base optimizer: linear warmup, then the named decay to 0 at `total_steps`.
+
+    `step` decays by `gamma` every `step_epochs` epochs of `updates_per_epoch` updates (the
+    published recipes' per-epoch `StepLR(step_size, gamma)`), counted from the first update.
+    """
     base = optimizer.base_optimizer if isinstance(optimizer, SAM) else optimizer
     warmup, name = cfg.warmup_steps, cfg.name
 
@@ -49,6 +53,8 @@ def build_scheduler(
             return (step + 1) / warmup
         if name == "constant":
             return 1.0
+        if name == "step":
+            return cfg.gamma ** (step // (cfg.step_epochs * max(1, updates_per_epoch)))
         progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
         return 1.0 - progress if name == "linear" else 0.5 * (1.0 + math.cos(math.pi * progress))
 

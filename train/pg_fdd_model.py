@@ -10,16 +10,18 @@ the split has to keep the information apart. The losses live in `methods/pg_fdd.
 only the network, dict in, dict out.
 
 Relation to the published code (Purdue-M2/Fairness-Generalization), kept deliberately:
-* each encoder ends in a 1x1 conv + BN + ReLU to `feat_dim` channels (their Xception
-  `adjust_channel` mode, 2048 -> 512), which makes any timm backbone fit;
+* each encoder projects the backbone's pre-activation features with a 1x1 conv + BN + ReLU to
+  `feat_dim` channels (their Xception `adjust_channel` mode on bn4's output, 2048 -> 512), which
+  makes any timm backbone fit;
 * the blocks are conv1x1 -> LeakyReLU -> conv1x1 -> LeakyReLU -> conv1x1 to feat_dim/2; heads are
   avg-pool -> Linear(feat_dim/2, feat_dim) -> LeakyReLU -> Linear -> dropout 0.2 on the logits;
 * the decoder: three stages of AdaIN(x, c) -> x2 bilinear upsample -> dropout 0.3 -> two 3x3 convs,
   the same stage weights applied to the forgery stream c, channels halving from feat_dim; a 1x1 conv
   to RGB, bilinear resize to the input size (the published x4 for stride-32 backbones), tanh.
 Changed: the last upsample goes to the input's size for any backbone stride, and the "cross" pairs
-are sample i with sample i + B/2 (mod B), which on the published real-half/fake-half batches is
-exactly their pairing and also works for odd or unordered batches.
+are sample i with sample i + B/2 (mod B), which on the real-half/fake-half batches the method asks
+the sampler for (reals first, as theirs) is exactly their pairing, and also works for odd batches.
+AdaIN lives here because only this network uses it.
 """
 
 from __future__ import annotations
@@ -30,7 +32,48 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .losses import adain
+
+def adain(content: torch.Tensor, style: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Adaptive instance normalization: `content` normalized per sample and channel, given `style`'s stats.
+
+    out = (x - mean_x) / sqrt(var_x + eps) * sqrt(var_y + eps) + mean_y over the spatial positions
+    (unbiased variance, as the published PG-FDD and AdaIN code), so the output's per-channel mean is
+    the style's and its standard deviation the style's up to eps.
+    """
+    if content.shape[:2] != style.shape[:2] or content.dim() < 3:
+        raise ValueError(
+            f"adain needs [N, C, ...] tensors with equal N, C; got {tuple(content.shape)} and {tuple(style.shape)}"
+        )
+    x = content.flatten(2)
+    y = style.flatten(2)
+    if x.shape[-1] < 2 or y.shape[-1] < 2:
+        raise ValueError(
+            f"adain needs at least 2 spatial positions, got {tuple(content.shape)} and {tuple(style.shape)}"
+        )
+    shape = content.shape[:2] + (1,) * (content.dim() - 2)
+    x_mean, x_std = x.mean(-1).view(shape), (x.var(-1) + eps).sqrt().view(shape)
+    y_mean, y_std = y.mean(-1).view(shape), (y.var(-1) + eps).sqrt().view(shape)
+    return (content - x_mean) / x_std * y_std + y_mean
+
+
+#: timm architecture -> its last activation inside `forward_features`, removed by `Encoder`
+FINAL_ACTIVATION = {"Xception": "act4", "XceptionAligned": "act", "EfficientNet": "bn2.act"}
+
+
+def strip_final_activation(backbone: nn.Module) -> bool:
+    """Replace the activation that ends `backbone.forward_features` with the identity; False if none is known.
+
+    The authors' encoders project the pre-activation features (Xception's bn4 output) with a
+    1x1 conv + BN + ReLU; timm's `forward_features` applies the activation first (`act4`), which
+    would put two ReLUs in a row and zero every negative feature before the projection.
+    """
+    path = FINAL_ACTIVATION.get(type(backbone).__name__)
+    if path is None:
+        return False
+    parent_path, _, name = path.rpartition(".")
+    parent = backbone.get_submodule(parent_path) if parent_path else backbone
+    setattr(parent, name, nn.Identity())
+    return True
 
 
 class _Adjust(nn.Module):
@@ -45,13 +88,17 @@ class _Adjust(nn.Module):
 
 
 class Encoder(nn.Module):
-    """A backbone's spatial feature map projected to `feat_dim` channels.
+    """A backbone's spatial pre-activation feature map projected to `feat_dim` channels.
 
+    The backbone's final activation is removed where `FINAL_ACTIVATION` knows it (Xception, aligned
+    Xception, EfficientNet); backbones whose features end in a norm (ConvNeXt, ViT) are already
+    pre-activation; others (ResNet: the ReLU after the last residual sum) keep theirs.
     Transformers' token sequences are turned back into a grid (prefix tokens dropped), so ViTs work too.
     """
 
     def __init__(self, backbone: nn.Module, feat_dim: int) -> None:
         super().__init__()
+        strip_final_activation(backbone)
         self.backbone = backbone
         self.adjust = _Adjust(int(backbone.num_features), feat_dim)
 

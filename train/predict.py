@@ -2,7 +2,9 @@
 
 The predictions file is the contract `fairforge evaluate` reads: Parquet with `label` (0/1),
 `score` (P(fake) in [0, 1]), `gender`, `race`, `source`, `age`, `method`, `id`, one row per
-manifest row, in manifest order.
+manifest row, in manifest order. `score` is P(fake) as validation computes it, or with
+`--score reference` the score the method's authors' test script reports (PG-FDD: the sigmoid of
+the fake logit alone), to compare with their published tables.
 """
 
 from __future__ import annotations
@@ -26,20 +28,31 @@ from .data import normalize_batch
 from .methods.base import Method
 
 PREDICTION_COLUMNS = ("id", "label", "score", "gender", "race", "age", "source", "method")
+#: `--score`: `softmax` is the method's P(fake) (the paper's); `reference` its authors' test-time score
+SCORES = ("softmax", "reference")
 
 
 @torch.no_grad()
 def score_loader(
-    method: Method, model: nn.Module, loader, accelerator, data_cfg: DataConfig, desc: str = "predict"
+    method: Method,
+    model: nn.Module,
+    loader,
+    accelerator,
+    data_cfg: DataConfig,
+    desc: str = "predict",
+    score: str = "softmax",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(row indexes, P(fake)) over a prepared loader, gathered from every process (duplicates dropped)."""
+    """(row indexes, scores) over a prepared loader, gathered from every process (duplicates dropped)."""
+    if score not in SCORES:
+        raise ValueError(f"score must be one of {SCORES}, got {score!r}")
+    score_fn = method.reference_score if score == "reference" else method.predict
     was_training = model.training
     model.eval()
     bare = accelerator.unwrap_model(model)
     indexes, scores = [], []
     for batch in tqdm(loader, desc=desc, disable=not accelerator.is_local_main_process, leave=False):
         batch = normalize_batch(batch, data_cfg)
-        index, score = accelerator.gather_for_metrics((batch["index"], method.predict(bare, batch).float()))
+        index, score = accelerator.gather_for_metrics((batch["index"], score_fn(bare, batch).float()))
         indexes.append(index.cpu().numpy())
         scores.append(score.cpu().numpy())
     model.train(was_training)
@@ -78,8 +91,9 @@ def predict_manifest(
     split: str | None = None,
     batch_size: int | None = None,
     num_workers: int | None = None,
+    score: str = "softmax",
 ) -> Path:
-    """`fairforge train predict`: score every row of `manifests` with an exported detector."""
+    """`fairforge train predict`: score every row of `manifests` with an exported detector (`score`: SCORES)."""
     from accelerate import Accelerator
 
     from .checkpoint import load_export, resolve_export
@@ -98,7 +112,7 @@ def predict_manifest(
     accelerator = Accelerator(cpu=no_accelerator(), mixed_precision=cfg.mixed_precision)
     loader = make_loader(ManifestDataset(frame, info, data_cfg), data_cfg, batch_size or data_cfg.eval_batch_size)
     model, loader = accelerator.prepare(model, loader)
-    indexes, scores = score_loader(method, model, loader, accelerator, data_cfg)
+    indexes, scores = score_loader(method, model, loader, accelerator, data_cfg, score=score)
     target = Path(out)
     if accelerator.is_main_process:
         write_predictions(predictions_frame(frame, indexes, scores), target)
@@ -106,4 +120,4 @@ def predict_manifest(
     return target
 
 
-__all__ = ["PREDICTION_COLUMNS", "predict_manifest", "predictions_frame", "score_loader", "write_predictions"]
+__all__ = ["PREDICTION_COLUMNS", "SCORES", "predict_manifest", "predictions_frame", "score_loader", "write_predictions"]

@@ -56,7 +56,8 @@ from fairforge.train.data import (
     select_split,
 )
 from fairforge.train.devices import no_accelerator
-from fairforge.train.methods import StepContext, get_method
+from fairforge.train.methods import get_method
+from fairforge.train.methods.base import StepContext
 from fairforge.train.optim import build_optimizer, build_scheduler
 from fairforge.train.predict import predictions_frame, score_loader
 from fairforge.train.sampling import TrainSampler
@@ -112,7 +113,14 @@ def train(cfg: TrainConfig, resume: str | None = None) -> dict[str, Any]:
         if val_frame is None:
             logger.warning("no validation: data.val is empty and no training row has split %r", cfg.data.val_split)
     train_set = ManifestDataset(train_frame, info, cfg.data, train=True, skipped_log=output_dir / "skipped_ids.txt")
-    sampler = TrainSampler(train_frame, cfg.data, taxonomy, cfg.seed, paired=cfg.data.paired or method.paired_batches)
+    sampler = TrainSampler(
+        train_frame,
+        cfg.data,
+        taxonomy,
+        cfg.seed,
+        paired=cfg.data.paired or method.paired_batches,
+        halves=method.real_fake_halves,
+    )
     train_loader = make_loader(train_set, cfg.data, cfg.data.batch_size, sampler, drop_last=True)
     val_loader = None
     if val_frame is not None:
@@ -130,7 +138,7 @@ def train(cfg: TrainConfig, resume: str | None = None) -> dict[str, Any]:
     if updates_per_epoch == 0:
         raise _too_few_rows(cfg, len(train_frame), accelerator.num_processes)
     total_updates = min(cfg.max_steps or math.inf, updates_per_epoch * cfg.epochs)
-    scheduler = build_scheduler(optimizer.optimizer, cfg.scheduler, int(total_updates))
+    scheduler = build_scheduler(optimizer.optimizer, cfg.scheduler, int(total_updates), updates_per_epoch)
     update_rule = get_update(cfg.optimizer.name, cfg.optimizer.update)
 
     state = TrainState()

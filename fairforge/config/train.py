@@ -1,20 +1,22 @@
 """Config of the train stage (`train:` in pipelines.yaml, or a file under train/configs/).
 
 Every field has a default, so `TrainConfig()` is a valid config (the `ddfg` method) and a YAML file
-only states what differs. Cross-field rules that a single field cannot express (SAM with
+only states what differs. The methods' own sections (`pg_fdd:`, `roga:`, ...) are not fields of
+this file: each method registers its settings model beside its code (train/methods/<name>_config.py,
+torch-free), and `TrainConfig` validates the `<name>:` section of every registered method with it. Cross-field rules that a single field cannot express (SAM with
 gradient accumulation, a fairness bound without a metric) are checked here, at load time, with the
 key path in the message, so a bad combination fails before any model is built.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_core import InitErrorDetails
 
 from .base import StrictModel
 from .taxonomy import TaxonomyConfig
-from .train_methods import DAGFDDConfig, DAWFDDConfig, PGFDDConfig, RoGAConfig
 
 #: Validation metrics a `select: auc_under_fairness` bound may name (evaluate's intersectional F_* keys).
 FAIRNESS_METRICS = ("F_FPR", "F_OAE", "F_DP", "F_MEO", "F_AUC", "F_EFPR", "F_EO")
@@ -124,8 +126,12 @@ class OptimizerConfig(StrictModel):
 
 
 class SchedulerConfig(StrictModel):
-    name: Literal["constant", "linear", "cosine"] = "constant"
+    name: Literal["constant", "linear", "cosine", "step"] = Field(
+        "constant", description="step: the LR times `gamma` every `step_epochs` epochs (torch's StepLR per epoch)"
+    )
     warmup_steps: int = Field(0, ge=0)
+    step_epochs: int = Field(60, gt=0, description="step: epochs between decays")
+    gamma: float = Field(0.9, gt=0.0, le=1.0, description="step: the LR factor at each decay")
 
 
 class SelectConfig(StrictModel):
@@ -136,10 +142,23 @@ class SelectConfig(StrictModel):
     bound: float = Field(10.0, ge=0.0, description="keep only epochs with metric <= bound (percent)")
 
 
-class TrainConfig(StrictModel):
-    """A training run: data, model, method, optimizer, and the loop's bookkeeping."""
+def _method_configs() -> Any:
+    from fairforge.train.methods import METHOD_CONFIGS
 
-    method: str = Field("ddfg", description="a registered method: erm, ddfg, dag_fdd, daw_fdd, pg_fdd, roga")
+    return METHOD_CONFIGS
+
+
+class TrainConfig(StrictModel):
+    """A training run: data, model, method, optimizer, and the loop's bookkeeping.
+
+    Besides the fields below, one section per registered method (`cfg.pg_fdd`, `cfg.roga`, ...),
+    each validated by that method's settings model, defaults filled in; any other key is unknown.
+    """
+
+    # the methods' sections are kept as pydantic "extra" attributes, each one validated below
+    model_config = ConfigDict(extra="allow", validate_assignment=True, protected_namespaces=())
+
+    method: str = Field("ddfg", description="a registered method (train/methods/): erm, ddfg, pg_fdd, ...")
     seed: int = 0
     output_dir: str = "runs/train"
     taxonomy: TaxonomyConfig = Field(
@@ -161,11 +180,6 @@ class TrainConfig(StrictModel):
     checkpoint_every: int | None = Field(None, gt=0, description="save_state every N optimizer updates")
     keep_checkpoints: int | None = Field(3, gt=0, description="newest step checkpoints kept (null: all)")
     select: SelectConfig = SelectConfig()
-    # method sections: one field per method that has settings
-    dag_fdd: DAGFDDConfig = DAGFDDConfig()
-    daw_fdd: DAWFDDConfig = DAWFDDConfig()
-    pg_fdd: PGFDDConfig = PGFDDConfig()
-    roga: RoGAConfig = RoGAConfig()
 
     @field_validator("gradient_accumulation_steps")
     @classmethod
@@ -177,3 +191,40 @@ class TrainConfig(StrictModel):
                 "second pass; raise data.batch_size or add processes instead"
             )
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _method_sections(cls, data: Any) -> Any:
+        """Validate each method's section with its registered model; refuse unknown keys and methods."""
+        if not isinstance(data, dict):
+            return data
+        configs = _method_configs()
+        data = dict(data)
+        errors: list[InitErrorDetails] = []
+        method = data.get("method", "ddfg")
+        if isinstance(method, str) and method not in configs:
+            errors.append(_error(("method",), f"unknown method {method!r}; expected one of {configs.names()}", method))
+        for key in [k for k in data if k not in cls.model_fields and k not in configs]:
+            errors.append(InitErrorDetails(type="extra_forbidden", loc=(key,), input=data[key]))
+        for name, model in configs.items():
+            section = data.get(name, {})
+            if isinstance(section, model):
+                continue
+            try:
+                data[name] = model.model_validate({} if section is None else section)
+            except ValidationError as exc:
+                errors.extend(
+                    InitErrorDetails(type=e["type"], loc=(name, *e["loc"]), input=e["input"], ctx=e.get("ctx", {}))
+                    for e in exc.errors()
+                )
+            if not model.model_fields:
+                data.pop(name, None)  # a method without settings: nothing to record
+        if errors:
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        return data
+
+
+def _error(loc: tuple[str, ...], message: str, value: Any) -> InitErrorDetails:
+    from pydantic_core import PydanticCustomError
+
+    return InitErrorDetails(type=PydanticCustomError("value_error", message), loc=loc, input=value)

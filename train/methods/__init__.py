@@ -1,62 +1,65 @@
-"""The registry of training methods: `method:` in the config names one of these.
+"""The training methods: `method:` in a config names one of `METHODS`, its settings one of `METHOD_CONFIGS`.
 
-A method module in this folder registers itself with `@register_method("name")`; `get_method`
-imports every module of the folder first, so adding a method is adding a file, with no list to
-edit. See `base.py` for the contract, `erm.py` and `ddfg.py` for two complete examples.
+A method is three files, none of them a list to edit:
+
+* `<name>.py` holds the method (`@register_method("<name>")` on a `Method` subclass; the contract is
+  in `base.py`, `erm.py` and `ddfg.py` are two complete examples);
+* `<name>_config.py` holds its settings, the `<name>:` section of a train config
+  (`@register_config("<name>")` on a `StrictModel`; a method without settings registers an empty
+  one). It imports no torch, so validating a config (`fairforge train --config`, the pipeline's
+  checks) stays fast: the config schema takes the valid method names and their sections from
+  `METHOD_CONFIGS`;
+* `train/configs/<name>.yaml` ships its published recipe.
+
+Both registries find their entries by importing the modules of this folder on the first lookup
+(`METHOD_CONFIGS` only the `*_config` ones), so a method defined anywhere else, a test module
+included, takes part as soon as it registers itself.
 """
 
 from __future__ import annotations
 
-import importlib
 import pkgutil
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from fairforge.errors import ConfigError
+from fairforge.registry import Registry
 
-from .base import DataInfo, LossFn, Method, StepContext, StepLogs
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
-_REGISTRY: dict[str, type[Method]] = {}
+    from .base import Method
+
+#: method name -> its `Method` class
+METHODS: Registry[type[Method]] = Registry("method", discover=__name__)
+#: method name -> the pydantic model of its config section (importing these modules imports no torch)
+METHOD_CONFIGS: Registry[type[BaseModel]] = Registry(
+    "method", discover=[f"{__name__}.{m.name}" for m in pkgutil.iter_modules(__path__) if m.name.endswith("_config")]
+)
 
 
 def register_method(name: str) -> Callable[[type[Method]], type[Method]]:
-    """Class decorator: make `name` usable as `method: name` in a config."""
+    """Class decorator: make `name` usable as `method: name` (its settings: `register_config`)."""
 
     def wrap(cls: type[Method]) -> type[Method]:
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError(f"method {name!r} is registered twice ({_REGISTRY[name].__module__} and {cls.__module__})")
+        METHODS.register(name, cls)
         cls.name = name
-        _REGISTRY[name] = cls
         return cls
 
     return wrap
 
 
-def _import_all() -> None:
-    for module in pkgutil.iter_modules(__path__):
-        if module.name != "base":
-            importlib.import_module(f"{__name__}.{module.name}")
-
-
-def available_methods() -> list[str]:
-    _import_all()
-    return sorted(_REGISTRY)
+def register_config(name: str) -> Callable[[type[Any]], type[Any]]:
+    """Class decorator: the settings model of method `name`, validated as the config's `name:` section."""
+    return METHOD_CONFIGS.register(name)
 
 
 def get_method(name: str) -> Method:
     """A fresh instance of the method registered as `name`; an unknown name is a `ConfigError`."""
-    _import_all()
-    if name not in _REGISTRY:
-        raise ConfigError(f"method: unknown method {name!r}; expected one of {sorted(_REGISTRY)}")
-    return _REGISTRY[name]()
+    return METHODS.get(name, key="method")()
 
 
-__all__ = [
-    "DataInfo",
-    "LossFn",
-    "Method",
-    "StepContext",
-    "StepLogs",
-    "available_methods",
-    "get_method",
-    "register_method",
-]
+def available_methods() -> list[str]:
+    return METHODS.names()
+
+
+__all__ = ["METHODS", "METHOD_CONFIGS", "available_methods", "get_method", "register_config", "register_method"]

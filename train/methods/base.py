@@ -6,7 +6,7 @@ logging) is the trainer's and is the same for every method, so comparing methods
 one line of YAML. A method answers three questions:
 
 1. `build_model(cfg, info) -> nn.Module`: which network. Called after `set_seed`, before
-   `accelerator.prepare`, on every process. `info` (`DataInfo`) carries what the training manifests
+   `accelerator.prepare`, on every process. `info` (`DataInfo`, made by train/data.py) carries what the training manifests
    say: group names and per-group counts (LDAM margins), domain names (RoGA, PG-FDD), method names
    (PG-FDD's specific head), label counts. The module may be anything; `MultiTaskDetector`
    (train/detector.py) is the usual choice.
@@ -34,10 +34,13 @@ one line of YAML. A method answers three questions:
 
 3. `predict(model, batch) -> Tensor`: P(fake) in [0, 1], shape [B], float, for validation and
    `fairforge train predict`. `model` is the unwrapped module in eval mode under `torch.no_grad()`.
+   `reference_score(model, batch)` is the score the method's authors' test script reports, where
+   it differs (`fairforge train predict --score reference`); by default it is `predict`.
 
 Optional hooks: `check_config(cfg)` raises `ConfigError` for settings the method cannot use (it
 runs before anything is built); `paired_batches` (class attribute) asks the data loader for the SBI
-recipe's real/fake pairs whatever `data.paired` says.
+recipe's real/fake pairs whatever `data.paired` says; `real_fake_halves` for batches of
+batch_size/2 reals followed by batch_size/2 fakes (PG-FDD's pair loader).
 
 Batches are dicts of tensors (data.py `collate`): `image` float [B,3,H,W] normalized; `label`
 long [B] (0 real, 1 fake); `gender`, `race`, `group` long [B] indexes into `info.genders`,
@@ -57,7 +60,7 @@ import torch
 from torch import nn
 
 from fairforge.config.train import TrainConfig
-from fairforge.taxonomy import Taxonomy
+from fairforge.train.data import DataInfo
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
@@ -68,63 +71,6 @@ if TYPE_CHECKING:
 LossFn = Callable[[], Mapping[str, torch.Tensor]]
 Batch = dict[str, torch.Tensor]
 StepLogs = dict[str, "torch.Tensor | float"]
-
-
-@dataclass(frozen=True)
-class DataInfo:
-    """What the training manifests say, for building models and losses.
-
-    Vocabularies are fixed at the start of training and stored with the checkpoint, so an index
-    in a batch means the same name at predict time.
-    """
-
-    taxonomy: Taxonomy
-    domains: tuple[str, ...]
-    methods: tuple[str, ...]
-    sources: tuple[str, ...]
-    group_counts: tuple[int, ...]
-    label_counts: tuple[int, int]
-    num_train: int
-
-    @property
-    def genders(self) -> tuple[str, ...]:
-        return self.taxonomy.genders
-
-    @property
-    def races(self) -> tuple[str, ...]:
-        return self.taxonomy.races
-
-    @property
-    def groups(self) -> tuple[str, ...]:
-        """Intersectional `gender-race` groups, the order of `group` indexes and `group_counts`."""
-        return self.taxonomy.groups
-
-    @property
-    def num_groups(self) -> int:
-        return len(self.taxonomy.groups)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "taxonomy": self.taxonomy.to_config(),
-            "domains": list(self.domains),
-            "methods": list(self.methods),
-            "sources": list(self.sources),
-            "group_counts": list(self.group_counts),
-            "label_counts": list(self.label_counts),
-            "num_train": self.num_train,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> DataInfo:
-        return cls(
-            taxonomy=Taxonomy.from_config(data["taxonomy"]),
-            domains=tuple(data["domains"]),
-            methods=tuple(data["methods"]),
-            sources=tuple(data["sources"]),
-            group_counts=tuple(int(c) for c in data["group_counts"]),
-            label_counts=(int(data["label_counts"][0]), int(data["label_counts"][1])),
-            num_train=int(data["num_train"]),
-        )
 
 
 @dataclass
@@ -164,6 +110,8 @@ class Method(ABC):
     name: ClassVar[str] = ""
     #: ask the data loader for the SBI recipe's real/fake pairs
     paired_batches: ClassVar[bool] = False
+    #: ask the data loader for batches whose first half is real and second half fake
+    real_fake_halves: ClassVar[bool] = False
 
     def check_config(self, cfg: TrainConfig) -> None:
         """Raise `ConfigError` (naming the key path) for settings this method cannot honour."""
@@ -177,3 +125,7 @@ class Method(ABC):
 
     @abstractmethod
     def predict(self, model: nn.Module, batch: Batch) -> torch.Tensor: ...
+
+    def reference_score(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        """The authors' test-time score in [0, 1] where it is not `predict`'s P(fake); see the docstring."""
+        return self.predict(model, batch)

@@ -6,7 +6,8 @@ in the batch, the mean of the `daw_fdd.outer_alpha` (0.5) worst group values. Th
 pushes the worst-served groups up, the inner level keeps each group's own hard samples in view.
 Samples of unknown group are left out of the loss; groups absent from the batch are skipped, not
 counted as zero. Both levels are exact sorted means (`fairforge.train.losses.bilevel_cvar`), one
-vectorized call for all groups, no host synchronization.
+vectorized call for all groups, no host synchronization; `daw_fdd.fair_loss: reference` gives the
+authors' code's boundary weights instead (train/METHODS.md).
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ from fairforge.train.losses import bilevel_cvar
 
 from . import register_method
 from .base import Batch
-from .dag_fdd import FairLossMethod
+from .fair_loss import FairLossMethod
 
 
 @register_method("daw_fdd")
 class DAWFDD(FairLossMethod):
     def fair_loss(self, per_sample: torch.Tensor, batch: Batch, cfg: TrainConfig, num_groups: int) -> torch.Tensor:
         c = cfg.daw_fdd
-        return bilevel_cvar(per_sample, batch["group"], num_groups, c.inner_alpha, c.outer_alpha)
+        return bilevel_cvar(
+            per_sample, batch["group"], num_groups, c.inner_alpha, c.outer_alpha, reference=c.fair_loss == "reference"
+        )

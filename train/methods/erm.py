@@ -11,10 +11,11 @@ import torch
 from torch import nn
 
 from fairforge.config.train import TrainConfig
+from fairforge.train.data import DataInfo
 from fairforge.train.detector import MultiTaskDetector
 
 from . import register_method
-from .base import Batch, DataInfo, Method, StepContext, StepLogs
+from .base import Batch, Method, StepContext, StepLogs
 
 
 @register_method("erm")

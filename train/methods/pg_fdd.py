@@ -7,7 +7,9 @@ agnostic); the loss is
     L = L_cls + 0.1 L_spe + 0.3 L_rec + 0.05 L_con + 0.1 L_dem + 1.0 L_fuse       (`pg_fdd.weights`)
 
 * L_cls: cross-entropy of the shared (agnostic) head on real/fake;
-* L_spe: cross-entropy of the specific head on "real or which manipulation" (`method` column);
+* L_spe: cross-entropy of the specific head on "real or which manipulation": class 0 for every
+  real row, 1 + k for a fake of the k-th manipulation (`DataInfo.fake_methods`), contiguous as the
+  authors' labels (FF++: real, Deepfakes, Face2Face, FaceSwap, NeuralTextures, FaceShifter);
 * L_rec: the decoder's four L1 reconstructions (self and crossed, see the model);
 * L_con: the triplet contrastive loss, margin 3 (`losses.disentangle_contrastive_loss`);
 * L_dem: LDAM (scale 30, margins 0.5 n_g^-1/4 / max_h n_h^-1/4 from the training manifests' group
@@ -16,7 +18,10 @@ agnostic); the loss is
   the fused head's per-sample cross-entropy;
 
 and the optimizer is SAM (rho 0.05) over SGD (lr 5e-4, momentum 0.9, weight decay 5e-3), which is
-`train/configs/pg_fdd.yaml`. Inference uses the fused head only (`predict`).
+`train/configs/pg_fdd.yaml`. Every batch is the authors' pair loader's: the first half reals, the
+second half fakes (`real_fake_halves`), so the cross reconstruction always crosses a real with a
+fake. Inference uses the fused head only (`predict`). `pg_fdd.fair_loss: reference` computes L_fuse
+as the authors' code does (train/METHODS.md says where and by how much that differs).
 """
 
 from __future__ import annotations
@@ -30,16 +35,24 @@ from torch import nn
 from fairforge.config.train import TrainConfig
 from fairforge.errors import ConfigError
 from fairforge.train.backbones import create_backbone
+from fairforge.train.data import DataInfo
 from fairforge.train.losses import bilevel_cvar, disentangle_contrastive_loss, ldam_loss, ldam_margins
 from fairforge.train.pg_fdd_model import PGFDDNet
 
 from . import register_method
-from .base import Batch, DataInfo, Method, StepContext, StepLogs
+from .base import Batch, Method, StepContext, StepLogs
 
 
-def specific_labels(batch: Batch) -> torch.Tensor:
-    """Class of the specific head: 0 for real images, 1 + the `method` index for fakes."""
-    return torch.where(batch["label"] == 0, torch.zeros_like(batch["method"]), batch["method"] + 1)
+def specific_classes(info: DataInfo) -> torch.Tensor:
+    """`method` index -> specific class: 1 + the position among `info.fake_methods`, 0 for the others."""
+    position = {name: i + 1 for i, name in enumerate(info.fake_methods)}
+    return torch.tensor([position.get(name, 0) for name in info.methods], dtype=torch.long)
+
+
+def specific_labels(batch: Batch, classes: torch.Tensor) -> torch.Tensor:
+    """Class of the specific head: 0 for real images, 1 + the manipulation's position for fakes."""
+    fake = classes.to(batch["method"].device)[batch["method"].clamp_min(0)]
+    return torch.where(batch["label"] == 0, torch.zeros_like(fake), fake)
 
 
 def pg_fdd_losses(
@@ -48,7 +61,7 @@ def pg_fdd_losses(
     """PG-FDD's six named losses and their weighted sum `overall`."""
     c = cfg.pg_fdd
     label = batch["label"]
-    spe = specific_labels(batch)
+    spe = specific_labels(batch, net.specific_classes)
     image = batch["image"].float()
     losses = {
         "cls": F.cross_entropy(out["shared"].float(), label),
@@ -66,6 +79,7 @@ def pg_fdd_losses(
             c.inner_alpha,
             c.outer_alpha,
             smooth=(c.tau1, c.tau2),
+            reference=c.fair_loss == "reference",
         ),
     }
     w = c.weights
@@ -82,16 +96,21 @@ def pg_fdd_losses(
 
 @register_method("pg_fdd")
 class PGFDD(Method):
+    real_fake_halves = True
+
     def check_config(self, cfg: TrainConfig) -> None:
-        if cfg.data.batch_size < 2:
+        if cfg.data.batch_size < 2 or cfg.data.batch_size % 2:
             raise ConfigError(
-                "data.batch_size: pg_fdd pairs samples within a batch (reconstruction, triplets); use >= 2"
+                f"data.batch_size: pg_fdd's batches are half real, half fake; use an even size >= 2, got "
+                f"{cfg.data.batch_size}"
             )
+        if cfg.data.paired:
+            raise ConfigError("data.paired: pg_fdd makes its own real-half/fake-half batches; set it to false")
 
     def build_model(self, cfg: TrainConfig, info: DataInfo) -> nn.Module:
         net = PGFDDNet(
             lambda: create_backbone(cfg.model),
-            num_specific=1 + len(info.methods),
+            num_specific=1 + len(info.fake_methods),
             num_groups=info.num_groups,
             feat_dim=cfg.pg_fdd.feat_dim,
         )
@@ -100,6 +119,7 @@ class PGFDD(Method):
             raise ConfigError("method pg_fdd: the training manifests have no row with a known gender-race group (LDAM)")
         # derived from `info` (stored with the checkpoint), so not part of the weights
         net.register_buffer("ldam_margins", ldam_margins(counts, cfg.pg_fdd.ldam_max_margin), persistent=False)
+        net.register_buffer("specific_classes", specific_classes(info), persistent=False)
         return net
 
     def training_step(self, ctx: StepContext, batch: Batch) -> StepLogs:
@@ -112,3 +132,7 @@ class PGFDD(Method):
 
     def predict(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         return torch.softmax(model.detect(batch["image"]).float(), dim=-1)[:, 1]
+
+    def reference_score(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        """The authors' test.py: sigmoid of the fused head's fake logit alone (their validation: the softmax)."""
+        return torch.sigmoid(model.detect(batch["image"]).float()[:, 1])

@@ -3,14 +3,21 @@ Deepfake Detection through Robust Gradient Alignment", ICME 2025, arXiv 2505.206
 
 The idea: a domain-generalization term should not fight the ERM objective. RoGA therefore takes
 the ERM gradient as the reference and adds, per training domain, the gradient at that domain's
-sharpness-aware ascent point, aligned with the ERM gradient, in one update. What this module does,
-per update, with domains = the `domain` column of the manifests (manipulation types or datasets)
-and K = the number of domains present in the process's batch:
+sharpness-aware ascent point, aligned with the ERM gradient, in one update.
 
-1. For each domain k: forward/backward of the domain's samples at w -> g_k (mean loss over them).
-   The ERM gradient is g = sum_k (n_k / n) g_k, the gradient of the batch mean loss.
-2. For each domain k: move to the ascent point w + rho g_k / ||g_k|| (`roga.rho`), forward/backward
-   of the domain's samples there -> h_k, move back.
+Domains (`roga.reals`): a domain is one manipulation type, the `domain` column of the fakes (their
+`method` where it is empty: FF++'s Deepfakes, Face2Face, ...). With `shared` (the default) every
+real row of the batch belongs to every domain, as domain-generalization practice builds its
+per-domain batches for deepfake detection (each manipulation's fakes with the reals they were made
+from), so each domain's loss is a real-vs-fake loss; with `own_domain` the reals form a one-class
+domain of their own. Per update, with K the number of domains present in the process's batch:
+
+1. The ERM gradient g of the batch mean loss at w. With `own_domain` the domains partition the
+   batch and g = sum_k (n_k / n) g_k of the per-domain gradients of step 2; with `shared` they
+   overlap, and g takes one full-batch pass of its own.
+2. For each domain k: forward/backward of the domain's samples at w -> g_k (mean loss over them);
+   move to the ascent point w + rho g_k / ||g_k|| (`roga.rho`), forward/backward of the domain's
+   samples there -> h_k, move back.
 3. Align each h_k with g (`roga.align`):
    - `pcgrad` (default): if h_k . g < 0, remove h_k's component along g,
      h_k - (h_k . g / ||g||^2) g; otherwise keep h_k (PCGrad's projection, Yu et al. 2020);
@@ -18,29 +25,27 @@ and K = the number of domains present in the process's batch:
    - `none`: h_k as is (a per-domain SAM gradient added to ERM's).
 4. Update with d = g + `roga.weight` * mean_k aligned h_k through the configured base optimizer.
 
-Cost: 2K forward/backward calls over the domain subsets. Each sample is forwarded and
-back-propagated twice (once at w, once at its domain's ascent point), so the arithmetic is SAM's
-(~2x ERM); the extra cost over SAM is K-fold kernel-launch overhead and smaller per-call batches.
-(A "K+1 backward passes" count is one full-batch ERM pass plus K ascent passes; computing
-the K per-domain gradients at w by separate passes makes the ERM pass unnecessary: their weighted
-sum IS the batch gradient.)
+Cost: 2K forward/backward passes over the domain subsets (+1 full-batch pass with `shared`, where
+the reals are in every subset): about (1 + 2K (n_fake/K + n_real)/n) ERM passes, 2 + K with
+half-real batches.
 
 How this relates to the paper: the abstract and summaries describe exactly the ingredients above
-(ERM gradient, per-domain parameter perturbations, gradient alignment, no extra regularizer); this
-implementation was not compared with the authors' code (github.com/Lynn0925/RoGA), so the
-alignment rule is a config choice rather than a claim: `pcgrad` is the default
-("keep what agrees, project conflicts away"), `sign` the element-wise variant, `none` the ablation.
+(ERM gradient, per-domain parameter perturbations, gradient alignment, no extra regularizer); the
+authors' code could not be read, so the alignment rule is a config choice rather than a claim:
+`pcgrad` keeps what agrees with g and projects conflicts away, `sign` is the element-wise variant,
+`none` the ablation. train/METHODS.md lists every assumption.
 
 Batch norm: batch statistics are per domain subset (as in DomainBed-style per-domain batches); the
-running statistics are updated by the K passes at w and frozen at the ascent points. Under DDP every
-pass runs locally (each process may see a different K), then two flat all-reduces: g is averaged
-first, so every process aligns with the global ERM gradient, and the aligned term second; the
-update is the same on every process. fp16 loss scaling is not supported (use bf16 or no mixed
-precision).
+running statistics are updated once per update, by the passes at w (the full-batch pass with
+`shared`), and frozen at the ascent points. Under DDP every pass runs locally (each process may see
+a different K), then two flat all-reduces: g is averaged first, so every process aligns with the
+global ERM gradient, and the aligned term second; the update is the same on every process. fp16
+loss scaling is not supported (use bf16 or no mixed precision).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -102,20 +107,28 @@ def roga_direction(
     weight: float,
     model: nn.Module,
     reduce: Callable[[list[torch.Tensor]], list[torch.Tensor]] | None = None,
+    erm_loss: Callable[[], torch.Tensor] | None = None,
 ) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
     """The RoGA update direction d = g + weight * mean_k align(h_k, g) (see the module docstring).
 
-    `domain_losses[k]()` does a forward pass of domain k's samples and returns their mean loss;
-    `weights[k]` is n_k / n. `reduce` averages a gradient over processes (None: one process).
-    Leaves the parameters as found and their `.grad` cleared.
+    `domain_losses[k]()` does a forward pass of domain k's samples and returns their mean loss.
+    g is the gradient of `erm_loss()` (the batch mean loss) when given, else sum_k weights[k] g_k
+    (domains that partition the batch, weights[k] = n_k / n). `reduce` averages a gradient over
+    processes (None: one process). Leaves the parameters as found and their `.grad` cleared.
     """
+    g: list[torch.Tensor] | None = None
+    if erm_loss is not None:
+        erm_loss().backward()
+        g = _take_grads(params)
     per_domain: list[list[torch.Tensor]] = []
-    for loss_k in domain_losses:
-        loss_k().backward()
-        per_domain.append(_take_grads(params))
-    g = [torch.zeros_like(p) for p in params]
-    for w_k, g_k in zip(weights, per_domain):
-        torch._foreach_add_(g, g_k, alpha=w_k)
+    with bn_update_off(model) if g is not None else contextlib.nullcontext():
+        for loss_k in domain_losses:
+            loss_k().backward()
+            per_domain.append(_take_grads(params))
+    if g is None:
+        g = [torch.zeros_like(p) for p in params]
+        for w_k, g_k in zip(weights, per_domain):
+            torch._foreach_add_(g, g_k, alpha=w_k)
     if reduce is not None:
         g = reduce(g)
 
@@ -139,6 +152,31 @@ def roga_direction(
     return direction, {"domains": torch.tensor(float(len(domain_losses))), "align_cos": cos.detach()}
 
 
+def domain_subsets(domain: torch.Tensor, label: torch.Tensor, reals: str) -> tuple[list[torch.Tensor], list[float]]:
+    """Row masks of the domains present in a batch, and each domain's share n_k / n of the batch.
+
+    `shared`: one mask per fake domain, the batch's reals in every one (a batch without fakes is one
+    domain of reals); `own_domain`: one mask per `domain` value, reals included as their own.
+    The number of passes depends on the data: one host sync per step.
+    """
+    if reals == "own_domain":
+        keys = domain
+    else:
+        keys = torch.where(label == 1, domain, torch.full_like(domain, -1))
+    values = torch.unique(keys).tolist()
+    fake_domains = [v for v in values if v >= 0] if reals == "shared" else values
+    if not fake_domains:
+        fake_domains = values
+    masks = []
+    for v in fake_domains:
+        rows = keys == v
+        if reals == "shared" and v >= 0:
+            rows = rows | (label == 0)
+        masks.append(rows)
+    n = domain.numel()
+    return masks, [float(m.sum()) / n for m in masks]
+
+
 @register_method("roga")
 class RoGA(ERM):
     def check_config(self, cfg: TrainConfig) -> None:
@@ -155,15 +193,11 @@ class RoGA(ERM):
         acc, cfg = ctx.accelerator, ctx.config
         detector = ctx.unwrapped
         params = [p for p in detector.parameters() if p.requires_grad]
-        domain = batch["domain"]
-        values, counts = torch.unique(domain, return_counts=True)
-        present = values.tolist()  # the number of passes depends on the data: a host sync, once per step
-        weights = (counts / domain.numel()).tolist()
+        subsets, weights = domain_subsets(batch["domain"], batch["label"], cfg.roga.reals)
         first: dict[int, torch.Tensor] = {}
 
-        def loss_of(k: int) -> Callable[[], torch.Tensor]:
-            rows = domain == k
-            sub = {key: value[rows] for key, value in batch.items()}
+        def loss_of(k: int, rows: torch.Tensor | None) -> Callable[[], torch.Tensor]:
+            sub = batch if rows is None else {key: value[rows] for key, value in batch.items()}
 
             def loss_k() -> torch.Tensor:
                 with acc.autocast():
@@ -175,15 +209,17 @@ class RoGA(ERM):
             return loss_k
 
         reduce = (lambda ts: _flat_mean(acc, ts)) if acc.num_processes > 1 else None
+        shared = cfg.roga.reals == "shared"
         direction, logs = roga_direction(
             params,
-            [loss_of(k) for k in present],
+            [loss_of(k, rows) for k, rows in enumerate(subsets)],
             weights,
             cfg.roga.rho,
             ALIGN[cfg.roga.align],
             cfg.roga.weight,
             detector,
             reduce,
+            erm_loss=loss_of(-1, None) if shared else None,
         )
         for p, d in zip(params, direction):
             p.grad = d
@@ -192,5 +228,5 @@ class RoGA(ERM):
         ctx.optimizer.step()
         ctx.optimizer.zero_grad(set_to_none=True)
         ctx.scheduler.step()
-        overall = sum(w * first[k] for w, k in zip(weights, present))
+        overall = first[-1] if shared else sum(w * first[k] for k, w in enumerate(weights))
         return {"overall": overall, **logs}
