@@ -188,6 +188,14 @@ def test_every_k_selects_the_efficient_rule() -> None:
     assert _sam_cfg().optimizer.update is None
 
 
+def test_a_dumped_sam_config_reloads_with_its_own_rule() -> None:
+    """A saved config carries every key with its default; reloading it must not switch the rule."""
+    for optimizer in ({}, {"every": 5}, {"reuse": "looksam"}):
+        saved = _sam_cfg(**optimizer).optimizer
+        reloaded = type(saved).model_validate(saved.model_dump())
+        assert reloaded.update == saved.update
+
+
 def test_efficient_sam_reuses_the_stored_perturbation() -> None:
     cfg = _sam_cfg(every=3)
     model, batch = TinyNet(), _batch()

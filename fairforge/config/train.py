@@ -119,8 +119,17 @@ class OptimizerConfig(StrictModel):
     @model_validator(mode="before")
     @classmethod
     def _efficient_sam_rule(cls, data: object) -> object:
-        """`every`/`reuse` given and no explicit rule: use the efficient SAM rule (train/updates/efficient_sam.py)."""
-        if isinstance(data, dict) and data.get("update") is None and (data.get("every", 1) != 1 or "reuse" in data):
+        """`every` > 1 or LookSAM reuse and no explicit rule: the efficient SAM rule (train/updates/efficient_sam.py).
+
+        Judged on the values, not on which keys are present: a dumped and reloaded config carries
+        every key with its default, and must come back with the rule it was saved with.
+        """
+        wants_efficient = (
+            data.get("every", 1) != 1 or data.get("reuse", "perturbation") != "perturbation"
+            if isinstance(data, dict)
+            else False
+        )
+        if isinstance(data, dict) and data.get("update") is None and wants_efficient:
             return {**data, "update": "efficient_sam"}
         return data
 
