@@ -15,7 +15,9 @@ from pathlib import Path
 def _options(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from .common import ImportOptions
 
-    return ImportOptions(skip_bad=args.skip_bad, place=args.place, verify_images=args.verify_images)
+    return ImportOptions(
+        skip_bad=args.skip_bad, place=args.place, verify_images=args.verify_images, follow_links=args.follow_links
+    )
 
 
 def _pgfdd_arguments(parser: argparse.ArgumentParser) -> None:
@@ -125,5 +127,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             dest="verify_images",
             action="store_false",
             help="skip reading headers and hashing (existence is still checked)",
+        )
+        sub.add_argument(
+            "--follow-links",
+            action="store_true",
+            help="accept images that are symlinks to files outside the images root (default: bad rows)",
         )
         sub.set_defaults(func=_run, place="link")
