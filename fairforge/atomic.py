@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 
 
-def _umask() -> int:
+def current_umask() -> int:
     """The process umask: from /proc where there is one (reading it with `os.umask` means setting
     it, which races with other threads creating files), else by setting and restoring it."""
     try:
@@ -60,7 +60,7 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     tmp = Path(tmp_name)
     try:
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~current_umask())
         with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as handle:
             yield handle
             handle.flush()
