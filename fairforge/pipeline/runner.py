@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -22,8 +21,10 @@ from typing import Any
 
 from fairforge.config import PipelineConfig, load_pipeline_config
 from fairforge.errors import ConfigError, FairforgeError
+from fairforge.paths import claim_output
 
 from . import state
+from .process import run_command, run_lock, sweep_scratch
 
 log = logging.getLogger(__name__)
 
@@ -104,23 +105,6 @@ def select_stages(order: Sequence[str], from_: str | None, to: str | None) -> li
     return names[start:stop]
 
 
-def _run_command(command: list[str], log_file: Path, env: dict[str, str]) -> int:
-    """Run one command, teeing its output to the console and the stage's log."""
-    full_env = {**os.environ, **env}
-    command = [str(part) for part in command]
-    with open(log_file, "a", encoding="utf-8") as handle:
-        handle.write(f"$ {' '.join(command)}\n")
-        handle.flush()
-        process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=full_env, text=True, bufsize=1
-        )
-        assert process.stdout is not None
-        for line in process.stdout:
-            handle.write(line)
-            sys.stdout.write("  | " + line)
-        return process.wait()
-
-
 def run_pipeline(
     config_path: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -130,13 +114,30 @@ def run_pipeline(
     to: str | None = None,
     force: Sequence[str] = (),
 ) -> list[StageResult]:
-    """Run (or skip) every selected stage; raise `FairforgeError` naming the stage that failed."""
+    """Run (or skip) every selected stage; raise `FairforgeError` naming the stage that failed.
+
+    The run folder is fairforge's (an owner marker) and locked for the whole run; each stage runs
+    in its own process group, ended if the pipeline is stopped.
+    """
+    config_path = Path(config_path).resolve()
+    run_dir = Path(out).resolve()
+    claim_output(run_dir, "pipeline run")
+    with run_lock(run_dir):
+        return _run_locked(config_path, run_dir, preset, overrides, from_, to, force)
+
+
+def _run_locked(
+    config_path: Path,
+    run_dir: Path,
+    preset: str,
+    overrides: Sequence[str],
+    from_: str | None,
+    to: str | None,
+    force: Sequence[str],
+) -> list[StageResult]:
     from . import stages as _stages  # noqa: F401  (registers the stages)
 
-    config_path = Path(config_path).resolve()
     cfg = load_pipeline_config(config_path, preset=preset, overrides=overrides)
-    run_dir = Path(out).resolve()
-    run_dir.mkdir(parents=True, exist_ok=True)
     ctx = StageContext(config_path, preset, list(overrides), cfg, run_dir)
     unknown = [name for name in cfg.stages if name not in STAGES]
     if unknown:
@@ -163,12 +164,14 @@ def run_pipeline(
             results.append(StageResult(name, "skipped (up to date)", 0.0, stage_dir / "log.txt"))
             continue
         stage_dir.mkdir(parents=True, exist_ok=True)
+        for leftover in sweep_scratch(stage_dir):
+            log.info("%s: removed %s (left by an interrupted run)", name, leftover)
         log_file = stage_dir / "log.txt"
         log_file.write_text("")
         print(f"[{name}] running ({STAGES[name].help})")
         start = time.perf_counter()
         for command in plan.commands:
-            code = _run_command(command, log_file, plan.env)
+            code = run_command(command, log_file, plan.env)
             if code != 0:
                 results.append(StageResult(name, "failed", time.perf_counter() - start, log_file))
                 _write_summary(ctx, results)
