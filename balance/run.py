@@ -27,8 +27,9 @@ import yaml
 from fairforge.atomic import atomic_write_json, atomic_write_text
 from fairforge.config import PipelineConfig
 from fairforge.config.balance import BalanceConfig
+from fairforge.errors import ManifestError
 from fairforge.manifest import MANIFEST_NAME, read_manifest, to_frame, write_manifest
-from fairforge.paths import claim_output, record_link_targets
+from fairforge.paths import claim_output, component_problem, record_link_targets
 
 from .cap import cell_keys
 from .loop import TopUp, run_loop, write_table
@@ -109,6 +110,8 @@ def run_balance(
     gen_dir, out_dir = Path(gen_dir), Path(out_dir)
     claim_output(out_dir, "balance", inputs=[gen_dir, *real])
     real_frames = [read_manifest(p, taxonomy, check_files=True) for p in real]
+    for frame in [read_manifest(gen_dir, taxonomy, validate=False), *real_frames]:
+        _check_sources(frame)  # before hours of measuring: each names a folder under DIR/images/
     previous = _placed_before(out_dir)
 
     measurers = Measurers.load(cfg, taxonomy)
@@ -198,6 +201,19 @@ def run_balance(
         out_dir,
     )
     return BalanceResult(out_dir, mixed, result.acceptance, result.deficits, rounds, rejected)
+
+
+def _check_sources(frame: pd.DataFrame) -> None:
+    """Every row's `source` is one plain path component, or a `ManifestError` naming its row."""
+    for row, value in enumerate(frame["source"].tolist()):
+        problem = component_problem(value)
+        if problem is not None:
+            raise ManifestError(
+                frame.attrs["file"],
+                f"source {problem} (it names the folder images/<source>/)",
+                row=row,
+                column="source",
+            )
 
 
 def _placed_before(out_dir: Path) -> set[str]:

@@ -66,7 +66,7 @@ def _opened(source, limit: int, name: object) -> Image.Image:  # type: ignore[no
 
 def _failure(path: str | os.PathLike[str], exc: BaseException) -> ImageError:
     if isinstance(exc, FileNotFoundError):
-        return ImageError(f"{path}: image file not found")
+        return ImageError(f"{path}: image file not found (FileNotFoundError)")
     if isinstance(exc, Image.DecompressionBombError | Image.DecompressionBombWarning):
         return ImageError(f"{path}: too many pixels to decode safely ({exc})")
     return ImageError(f"{path}: not a readable image ({type(exc).__name__}: {exc})")

@@ -149,7 +149,9 @@ def claim_output(
             raise PathError(f"{flag} {out}: {where} the input folder {source}; choose a folder of its own")
     marker = read_marker(out) if out.is_dir() else None
     if marker is None:
-        if out.is_dir() and any(p.name != OWNER_MARKER for p in out.iterdir()) and not foreign_ok:
+        # the marker and its temporary file (another rank of this command writing it) are not foreign
+        ours = (OWNER_MARKER, f".{OWNER_MARKER}.")
+        if out.is_dir() and any(not p.name.startswith(ours) for p in out.iterdir()) and not foreign_ok:
             raise PathError(
                 f"{flag} {out}: holds files fairforge did not write (no {OWNER_MARKER}); choose a new or empty folder"
             )

@@ -169,9 +169,9 @@ class ManifestDataset(Dataset):
             image = open_image(path)
         except (FairforgeError, OSError) as exc:
             file, row = self.where(index)
-            raise ManifestError(
-                file, f"cannot use image {self.paths[index]!r}: {exc}", row=row, column="path"
-            ) from None
+            text = str(exc)
+            reason = text[len(str(path)) + 2 :] if text.startswith(f"{path}: ") else text
+            raise ManifestError(file, f"cannot read image {path}: {reason}", row=row, column="path") from None
         if image.size != (self.resolution, self.resolution):
             image = image.resize((self.resolution, self.resolution), Image.Resampling.BILINEAR)
         if self.augment_cfg is not None and seed is not None:
