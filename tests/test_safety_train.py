@@ -133,11 +133,12 @@ def _config(manifest: Path, out: Path) -> dict:
         "method": "erm",
         "output_dir": str(out),
         "model": {"backbone": "test_efficientnet_gn", "heads": {"cls": 1.0}},
-        "data": {"train": [str(manifest)], "resolution": 16, "batch_size": 2, "num_workers": 0},
+        "data": {"train": [str(manifest)], "resolution": 32, "batch_size": 2, "num_workers": 0},
         "optimizer": {"name": "sgd", "lr": 0.01},
         "epochs": 1,
         "max_steps": 4,
         "checkpoint_every": 1,
+        "keep_checkpoints": None,
         "log_with": [],
     }
 
@@ -156,7 +157,7 @@ def _train_in_two(config: dict) -> None:
 
 
 def test_two_processes_checkpoint_every_step_without_a_race(tmp_path: Path) -> None:
-    manifest = make_toy_manifest(tmp_path / "data", n=16, size=16)
+    manifest = make_toy_manifest(tmp_path / "data", n=16, size=32)
     runs = [_config(manifest, tmp_path / f"run{k}") for k in range(3)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run([sys.executable, __file__, json.dumps(runs)], check=True, timeout=600, env=env)

@@ -300,7 +300,9 @@ def check_images(
     problems.add(missing, column, lambda i: f"image file {rel[i]!r} not found under --images-root {images_root}")
     missing_set = set(missing)
     roots = allowed_roots(images_root)
-    outside = [i for i in todo if i not in missing_set and not within_roots(f"{base}/{rel[i]}", roots, follow_links)]
+    outside = [
+        i for i in todo if i not in missing_set and not within_roots(f"{base}/{rel[i]}", roots, follow_links or None)
+    ]
     problems.add(
         outside,
         column,
