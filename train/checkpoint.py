@@ -20,6 +20,7 @@ import pickletools
 import re
 import shutil
 import zipfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -132,8 +133,15 @@ def _check_safetensors(file: Path) -> None:
         handle.keys()
 
 
-def _check_pickle(file: Path) -> None:
-    """The pickle's opcodes run through to STOP (a truncated file does not); nothing is executed."""
+def _check_torch_file(file: Path) -> None:
+    """A `torch.save` file is whole: a zip archive whose members pass their CRC, or (the legacy
+    format) a pickle whose opcodes run through to STOP. Nothing is unpickled or executed."""
+    if zipfile.is_zipfile(file):
+        with zipfile.ZipFile(file) as archive:
+            bad = archive.testzip()
+        if bad is not None:
+            raise ValueError(f"member {bad} fails its CRC")
+        return
     with open(file, "rb") as handle:
         for _ in pickletools.genops(handle):
             pass
@@ -149,7 +157,7 @@ def check_checkpoint(accelerator: Accelerator, path: Path) -> tuple[TrainState, 
     state, scheduler = _read_state(path)
     from accelerate.utils import OPTIMIZER_NAME, RNG_STATE_NAME, SAFE_MODEL_NAME
 
-    expected: list[tuple[Path, Any]] = []
+    expected: list[tuple[Path, Callable[[Path], None]]] = []
     for i in range(len(accelerator._models)):
         expected.append(
             (
@@ -158,21 +166,15 @@ def check_checkpoint(accelerator: Accelerator, path: Path) -> tuple[TrainState, 
             )
         )
     for i in range(len(accelerator._optimizers)):
-        expected.append((path / (f"{OPTIMIZER_NAME}.bin" if i == 0 else f"{OPTIMIZER_NAME}_{i}.bin"), None))
-    expected.append((path / f"{RNG_STATE_NAME}_{accelerator.process_index}.pkl", _check_pickle))
+        expected.append(
+            (path / (f"{OPTIMIZER_NAME}.bin" if i == 0 else f"{OPTIMIZER_NAME}_{i}.bin"), _check_torch_file)
+        )
+    expected.append((path / f"{RNG_STATE_NAME}_{accelerator.process_index}.pkl", _check_torch_file))
     for file, check in expected:
         if not file.is_file():
             raise _damaged(path, f"{file.name} is missing")
         try:
-            if check is not None:
-                check(file)
-            elif zipfile.is_zipfile(file):
-                with zipfile.ZipFile(file) as archive:
-                    bad = archive.testzip()
-                if bad is not None:
-                    raise ValueError(f"member {bad} fails its CRC")
-            else:
-                _check_pickle(file)
+            check(file)
         except Exception as exc:  # noqa: BLE001 - any failure to parse means the file is damaged
             raise _damaged(path, f"{file.name} is unreadable ({type(exc).__name__}: {exc})") from None
     return state, scheduler

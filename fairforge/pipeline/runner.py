@@ -163,7 +163,7 @@ def _run_locked(
             print(f"[{name}] up to date, skipped")
             results.append(StageResult(name, "skipped (up to date)", 0.0, stage_dir / "log.txt"))
             continue
-        stage_dir.mkdir(parents=True, exist_ok=True)
+        claim_output(stage_dir, f"pipeline run ({name})")  # before log.txt: the stage then finds its folder ours
         for leftover in sweep_scratch(stage_dir):
             log.info("%s: removed %s (left by an interrupted run)", name, leftover)
         log_file = stage_dir / "log.txt"
