@@ -152,6 +152,8 @@ def _run_locked(
     results: list[StageResult] = []
     for name in select_stages(cfg.stages, from_, to):
         stage_dir = ctx.stage_dir(name)
+        # claimed before planning: a plan may write into its folder (train writes its config there)
+        claim_output(stage_dir, f"pipeline run ({name})")
         plan = STAGES[name].plan(ctx)
         if plan.skip_reason:
             print(f"[{name}] skipped: {plan.skip_reason}")
@@ -163,7 +165,6 @@ def _run_locked(
             print(f"[{name}] up to date, skipped")
             results.append(StageResult(name, "skipped (up to date)", 0.0, stage_dir / "log.txt"))
             continue
-        claim_output(stage_dir, f"pipeline run ({name})")  # before log.txt: the stage then finds its folder ours
         for leftover in sweep_scratch(stage_dir):
             log.info("%s: removed %s (left by an interrupted run)", name, leftover)
         log_file = stage_dir / "log.txt"
