@@ -9,6 +9,8 @@ non-commercial terms it inherits, what it is for, and where it is biased.
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,7 +22,31 @@ from fairforge.config.balance import ReleaseConfig
 from .licenses import INSIGHTFACE_TERMS, License, dataset_license, license_of
 from .report import _md_table
 
+#: What a Hub repo id may look like (`name` or `owner/name`); anything else could break the card.
+REPO_ID = re.compile(r"^(?:[A-Za-z0-9][\w.-]{0,95}/)?[A-Za-z0-9][\w.-]{0,95}$")
+
 TAGS = ["deepfake-detection", "fairness", "synthetic", "faces", "demographic-balance", "fairforge"]
+
+
+def escape(value: Any) -> str:
+    """A manifest or provenance value as inert Markdown text.
+
+    The Hub renders a card's Markdown with inline HTML, so a method or generator name such as
+    `<img src=x onerror=...>` would run in a reader's browser: `<`, `>`, `&` and quotes become
+    entities, `|` is escaped (it would end a table cell), backticks and newlines are neutralized.
+    """
+    text = html.escape(str(value), quote=True)
+    return text.replace("|", "\\|").replace("`", "&#96;").replace("\r", " ").replace("\n", " ")
+
+
+def _safe_table(frame: pd.DataFrame) -> str:
+    """`_md_table` of `frame` with every text cell (and the header) escaped."""
+    clean = frame.copy()
+    clean.columns = [escape(c) for c in clean.columns]
+    for column in clean.columns:
+        if clean[column].dtype == object or str(clean[column].dtype).startswith(("string", "str", "category")):
+            clean[column] = [v if v is None or (isinstance(v, float) and v != v) else escape(v) for v in clean[column]]
+    return _md_table(clean)
 
 
 def size_category(n: int) -> str:
@@ -118,7 +144,7 @@ def card_body(
     cells = cells.rename("images").reset_index()
     filters = provenance.get("filters", {})
     lines = [
-        f"# {meta['pretty_name']}",
+        f"# {escape(meta['pretty_name'])}",
         "",
         "## Description",
         "",
@@ -132,20 +158,21 @@ def card_body(
         "",
         "## Splits",
         "",
-        _md_table(splits.reset_index()),
+        _safe_table(splits.reset_index()),
         "",
         "## Images per cell",
         "",
-        _md_table(cells),
+        _safe_table(cells),
         "",
         "## How it was made",
         "",
         "Made with fairforge (`fairforge generate` -> `fairforge balance` -> "
         "`fairforge release`). Generators, classifiers and filters:",
         "",
-        _md_table(pd.DataFrame(comps, columns=["name", "role", "license", "non_commercial", "url"])),
+        _safe_table(pd.DataFrame(comps, columns=["name", "role", "license", "non_commercial", "url"])),
         "",
-        f"Methods: {', '.join(provenance.get('methods', sorted(manifest['method'].unique())))}. {_filters_text(filters)}",
+        f"Methods: {', '.join(escape(m) for m in provenance.get('methods', sorted(manifest['method'].unique())))}. "
+        f"{escape(_filters_text(filters))}",
         "",
     ]
     if acceptance is not None and len(acceptance):
@@ -157,16 +184,16 @@ def card_body(
             "Acceptance per group (images that passed every filter / images generated): the generator's own "
             "bias, corrected by generating more where it is low.",
             "",
-            _md_table(rates.reset_index()),
+            _safe_table(rates.reset_index()),
             "",
         ]
     lines += [
         "## Licence and terms inherited",
         "",
-        f"This dataset is released under `{meta['license']}`.",
+        f"This dataset is released under `{escape(meta['license'])}`.",
     ]
     if nc:
-        names = "; ".join(f"{c['name']} ({c['role']}: {c['license']})" for c in nc)
+        names = "; ".join(f"{escape(c['name'])} ({escape(c['role'])}: {escape(c['license'])})" for c in nc)
         lines += [
             "",
             "It was made with components whose terms forbid commercial use, and it inherits them: "

@@ -11,7 +11,6 @@ or the next round of the closed loop only measures images it has not seen.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import os
@@ -24,12 +23,14 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from tqdm.auto import tqdm
 
 from fairforge.config.balance import BalanceConfig
-from fairforge.errors import ConfigError
+from fairforge.errors import ConfigError, FairforgeError
+from fairforge.images import ImageError, decode_image_bytes
 from fairforge.manifest import ShardWriter
+from fairforge.paths import PathError, allowed_roots, within_roots
 from fairforge.taxonomy import Taxonomy
 
 from .backends import load_classifier
@@ -111,7 +112,13 @@ def _stat(path: str | None) -> Any:
 
 
 class ImageDataset(torch.utils.data.Dataset):
-    """Decodes `paths[i]` and returns its measurements and each classifier's input tensor."""
+    """Decodes `paths[i]` and returns its measurements and each classifier's input tensor.
+
+    An image is unreadable (measured as a grey placeholder, `readable` False, the reason logged)
+    when it cannot be decoded or exceeds the pixel limit, when its real path leaves `roots`, or
+    when its bytes no longer match the manifest's `expected` sha256 (the file changed after it
+    was written: its old measurements and the manifest's other fields describe another image).
+    """
 
     def __init__(
         self,
@@ -122,8 +129,12 @@ class ImageDataset(torch.utils.data.Dataset):
         face_detector: str | None,
         upsample: int,
         crop_size: tuple[int, int] | None,
+        expected: Sequence[str | None] | None = None,
+        roots: Sequence[str] | None = None,
     ) -> None:
         self.paths = list(paths)
+        self.expected = list(expected) if expected is not None else [None] * len(self.paths)
+        self.roots = list(roots) if roots is not None else None
         self.transforms = list(transforms)
         self.sharpness_size = sharpness_size
         self.hash_size = hash_size
@@ -146,13 +157,18 @@ class ImageDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         path = self.paths[index]
         try:
+            if self.roots is not None and not within_roots(path, self.roots):
+                raise PathError(f"{path}: resolves to {os.path.realpath(path)}, outside the manifest's folder")
             data = Path(path).read_bytes()
-            image = Image.open(io.BytesIO(data))
-            image.load()
+            digest = hashlib.sha256(data).hexdigest()
+            want = self.expected[index]
+            if isinstance(want, str) and want and want != digest:
+                raise ImageError(f"{path}: sha256 {digest} differs from the manifest's {want} (the file changed)")
+            image = decode_image_bytes(data, path)
             width, height = image.size
-            image = image.convert("RGB")
-            readable, digest = True, hashlib.sha256(data).hexdigest()
-        except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
+            readable = True
+        except (OSError, FairforgeError) as exc:
+            log.warning("measure: unreadable: %s", exc)
             image = Image.new("RGB", _PLACEHOLDER, (127, 127, 127))
             readable, digest, (width, height) = False, "", _PLACEHOLDER
         rgb = np.asarray(image)
@@ -173,15 +189,19 @@ class ImageDataset(torch.utils.data.Dataset):
 
 
 def fingerprint(row: pd.Series, root: Path) -> str:
-    """What identifies an image's bytes: the manifest's sha256, else the file's size and mtime."""
+    """What identifies an image's bytes: the manifest's sha256 and the file's size and mtime.
+
+    The sha256 alone is what the file held when it was written; the stat says whether it still
+    does, so a file changed since (truncated, replaced) is measured again, and that measurement
+    checks the bytes against the sha256.
+    """
     digest = row.get("sha256")
-    if isinstance(digest, str) and digest:
-        return digest
     try:
         st = os.stat(root / str(row["path"]))
     except OSError:
         return "missing"
-    return f"stat:{st.st_size}:{st.st_mtime_ns}"
+    stat = f"stat:{st.st_size}:{st.st_mtime_ns}"
+    return f"{digest}:{stat}" if isinstance(digest, str) and digest else stat
 
 
 class MeasureCache:
@@ -243,6 +263,8 @@ def _compute(
         measurers.face_detector,
         cfg.face.upsample,
         embedder.input_size if embedder else None,
+        expected=[v if isinstance(v, str) else None for v in frame["sha256"]] if "sha256" in frame else None,
+        roots=allowed_roots(root),
     )
     cuda = any(c.device.type == "cuda" for c in measurers.classifiers)
     loader = torch.utils.data.DataLoader(

@@ -4,7 +4,9 @@ Real rows are sampled at `real_ratio` real rows per synthetic row, proportionall
 (cell, label) stratum with a seeded generator, so the real part keeps its own demographic shape
 and the same seed picks the same rows. The output manifest's paths must be relative to DIR
 (manifests never point outside their folder), so each kept image is hard-linked (or copied, or
-symlinked) to `DIR/images/<source>/<its path>`, atomically.
+symlinked) to `DIR/images/<source>/<its path>`, atomically. `source` becomes a folder name, so it
+must be one plain path component, and every image's real path must lie inside its manifest's
+folder (see `fairforge.paths`); both are checked before anything is placed.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from fairforge.errors import ManifestError
+from fairforge.paths import PathError, allowed_roots, component_problem, resolve_inside
 
 log = logging.getLogger(__name__)
 
@@ -73,26 +76,47 @@ def place(src: Path, dst: Path, mode: str) -> None:
             os.unlink(tmp)
 
 
-def materialize(frame: pd.DataFrame, roots: pd.Series, out_dir: Path, mode: str) -> pd.DataFrame:
+def materialize(
+    frame: pd.DataFrame,
+    roots: pd.Series,
+    out_dir: Path,
+    mode: str,
+    previous: set[str] | frozenset[str] = frozenset(),
+    files: pd.Series | None = None,
+) -> pd.DataFrame:
     """Place each row's image under `out_dir/images/<source>/<path>`; returns rows with new paths.
 
-    Files under `out_dir/images` that no row uses (left by an earlier run) are removed, so the
-    folder holds exactly the manifest's images.
+    `previous` holds the paths (relative to `out_dir`) an earlier run placed, i.e. its manifest's;
+    those no row uses now are removed. Nothing else under `out_dir/images` is touched: a file
+    this stage did not place is not its to delete. `files` names each row's manifest for errors.
     """
+    where = files if files is not None else roots
+    for i, (source, name) in enumerate(zip(frame["source"], where)):
+        problem = component_problem(source)
+        if problem is not None:
+            raise ManifestError(
+                str(name), f"source {problem} (it names the folder images/<source>/)", row=i, column="source"
+            )
     new_paths = [f"{IMAGES}/{source}/{path}" for source, path in zip(frame["source"], frame["path"])]
     owner: dict[str, str] = {}
-    for new, root, path in zip(new_paths, roots, frame["path"]):
-        src = str(Path(root) / path)
+    root_lists: dict[str, list[str]] = {}
+    for i, (new, root, path, name) in enumerate(zip(new_paths, roots, frame["path"], where)):
+        try:
+            src = str(
+                resolve_inside(root, str(path), f"row {i}", roots=root_lists.setdefault(root, allowed_roots(root)))
+            )
+        except PathError as exc:
+            raise ManifestError(str(name), str(exc), row=i, column="path") from None
         if owner.setdefault(new, src) != src:
             raise ManifestError(
                 src, f"two inputs place an image at {new} (same source and path): {owner[new]} and {src}"
             )
     for new, src in owner.items():
         place(Path(src), out_dir / new, mode)
-    wanted = {str(out_dir / p) for p in new_paths}
-    image_dir = out_dir / IMAGES
-    if image_dir.is_dir():
-        for path in sorted(image_dir.rglob("*")):
-            if (path.is_file() or path.is_symlink()) and str(path) not in wanted:
-                path.unlink()
+    wanted = set(new_paths)
+    for old in sorted(previous - wanted):
+        if old.startswith(f"{IMAGES}/") and ".." not in Path(old).parts:
+            target = out_dir / old
+            if target.is_file() or target.is_symlink():
+                target.unlink()
     return frame.assign(path=new_paths)

@@ -12,8 +12,10 @@ never printed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -53,16 +55,49 @@ def _already_there(remote: RepoFile | None, local: Path) -> bool:
     return remote.blob_id == git_blob_id(local)
 
 
+@contextlib.contextmanager
+def hub_errors(repo_id: str) -> Iterator[None]:
+    """Network and Hub failures as one-line `FairforgeError`s (the token is never in the message)."""
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+
+    http_bases = tuple(b for b in HfHubHTTPError.__mro__ if b.__name__ == "HTTPError")
+    try:
+        yield
+    except OfflineModeIsEnabled:
+        raise FairforgeError(
+            f"--push {repo_id}: offline mode is on (HF_HUB_OFFLINE=1); unset it to push. The release folder is complete."
+        ) from None
+    except HfHubHTTPError as exc:
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        if status in (401, 403):
+            reason = f"the Hub refused the token (HTTP {status}); check HF_TOKEN or run `hf auth login`"
+        else:
+            reason = f"the Hub answered HTTP {status}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        raise FairforgeError(f"--push {repo_id}: {reason}") from None
+    except (OSError, *http_bases) as exc:  # type: ignore[misc]
+        raise FairforgeError(
+            f"--push {repo_id}: could not reach the Hub ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+            "rerun to resume the push"
+        ) from None
+
+
 def push_release(release_dir: str | Path, repo_id: str, private: bool = False, commit_every: int = 50) -> PushResult:
     """Upload every release file that the repo does not already hold; remove stale shards."""
-    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, get_token
-    from huggingface_hub.hf_api import RepoFile
+    from huggingface_hub import HfApi, get_token
 
     release_dir = Path(release_dir)
     token = get_token()
     if not token:
         raise FairforgeError("--push needs a Hugging Face token: set HF_TOKEN or run `hf auth login`")
     api = HfApi(token=token, library_name="fairforge")
+    with hub_errors(repo_id):
+        return _push(api, release_dir, repo_id, private, commit_every)
+
+
+def _push(api, release_dir: Path, repo_id: str, private: bool, commit_every: int) -> PushResult:  # type: ignore[no-untyped-def]
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete
+    from huggingface_hub.hf_api import RepoFile
+
     api.create_repo(repo_id, repo_type=REPO_TYPE, private=private, exist_ok=True)
     remote = {
         f.path: f for f in api.list_repo_tree(repo_id, repo_type=REPO_TYPE, recursive=True) if isinstance(f, RepoFile)

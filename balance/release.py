@@ -32,11 +32,13 @@ from tqdm.auto import tqdm
 
 from fairforge.atomic import atomic_open, atomic_write_text
 from fairforge.config.balance import ReleaseConfig
-from fairforge.errors import ConfigError, ManifestError
+from fairforge.errors import ConfigError, FairforgeError, ManifestError
+from fairforge.images import check_image_bytes
 from fairforge.manifest import FIELDS, SPLITS, read_manifest
+from fairforge.paths import allowed_roots, claim_output, resolve_inside
 from fairforge.taxonomy import UNKNOWN, Taxonomy
 
-from .card import card_body, card_metadata, components, render_card
+from .card import REPO_ID, card_body, card_metadata, components, render_card
 
 if TYPE_CHECKING:
     from datasets import Features
@@ -47,6 +49,9 @@ DATA = "data"
 ARROW = "arrow"
 CARD = "README.md"
 DIGEST_KEY = b"fairforge_shard_digest"
+#: Scratch folders (the `save_to_disk` build) live inside RELEASE_DIR under this prefix; a run
+#: killed mid-save leaves one, and the next run sweeps it.
+SCRATCH_PREFIX = ".scratch-"
 CLASS_COLUMNS = ("label", "gender", "race", "age", "method")
 LABEL_NAMES = ["real", "fake"]
 
@@ -87,13 +92,35 @@ def parse_size(value: str) -> int:
     else:
         scale = 1
     try:
-        return int(float(text) * scale)
+        size = int(float(text) * scale)
     except ValueError:
         raise ConfigError(f"release.max_shard_size: expected e.g. '500MB', got {value!r}") from None
+    if size <= 0:
+        raise ConfigError(f"release.max_shard_size: expected a positive size such as '500MB', got {value!r}")
+    return size
 
 
-def _encode_rows(rows: pd.DataFrame, root: Path, features: Features) -> pa.Table:
-    batch: dict[str, list] = {"image": [{"bytes": (root / p).read_bytes(), "path": p} for p in rows["path"]]}
+def _image_bytes(rows: pd.DataFrame, root: Path, file: str) -> list[bytes]:
+    """Each row's file, decoded once before it is embedded: what is published must be an image
+    inside the folder (a linked text file or a decompression bomb is a named bad row, not a shard)."""
+    roots = allowed_roots(root)
+    out = []
+    for row, rel in zip(rows.index, rows["path"]):
+        try:
+            path = resolve_inside(root, str(rel), f"{file} row {row} column 'path'", roots=roots)
+            data = path.read_bytes()
+            check_image_bytes(data, str(path))
+        except OSError as exc:
+            raise ManifestError(file, f"cannot read image {rel!r} ({exc})", row=int(row), column="path") from None
+        except FairforgeError as exc:
+            raise ManifestError(file, str(exc), row=int(row), column="path") from None
+        out.append(data)
+    return out
+
+
+def _encode_rows(rows: pd.DataFrame, root: Path, features: Features, file: str) -> pa.Table:
+    images = _image_bytes(rows, root, file)
+    batch: dict[str, list] = {"image": [{"bytes": b, "path": p} for b, p in zip(images, rows["path"])]}
     for column in rows.columns:
         values = rows[column].astype(object).where(rows[column].notna(), None).tolist()
         if column in ("gender", "race", "age"):
@@ -109,10 +136,22 @@ def shard_digest(rows: pd.DataFrame, features: Features) -> str:
     return hashlib.sha256((payload + json.dumps(features.to_dict(), sort_keys=True)).encode()).hexdigest()
 
 
+def is_our_shard(path: Path) -> bool:
+    """Whether `path` is a Parquet shard a release wrote (it carries the shard digest)."""
+    try:
+        return DIGEST_KEY in (pq.read_schema(path).metadata or {})
+    except (OSError, pa.ArrowInvalid):
+        return False
+
+
 def write_shards(
-    manifest: pd.DataFrame, root: Path, release_dir: Path, features: Features, cfg: ReleaseConfig
+    manifest: pd.DataFrame, root: Path, release_dir: Path, features: Features, cfg: ReleaseConfig, file: str = "<manifest>"
 ) -> dict[str, list[str]]:
-    """Write every split's shards (skipping those already written with the same rows)."""
+    """Write every split's shards (skipping those already written with the same rows).
+
+    Stale shards (from a larger earlier release) are removed only when they carry the shard
+    digest, i.e. a release wrote them; any other file in `data/` is left alone.
+    """
     max_bytes = parse_size(cfg.max_shard_size)
     written: dict[str, list[str]] = {}
     for split in SPLITS:
@@ -128,14 +167,14 @@ def write_shards(
             target = release_dir / name
             digest = shard_digest(chunk, features)
             if not (target.is_file() and (pq.read_schema(target).metadata or {}).get(DIGEST_KEY) == digest.encode()):
-                table = _encode_rows(chunk, root, features)
+                table = _encode_rows(chunk, root, features, file)
                 table = table.replace_schema_metadata({**table.schema.metadata, DIGEST_KEY: digest.encode()})
                 with atomic_open(target, "wb") as handle:
                     pq.write_table(table, handle, row_group_size=cfg.row_group_size)
             written[split].append(name)
     keep = {name for names in written.values() for name in names}
     for stale in sorted((release_dir / DATA).glob("*.parquet")):
-        if f"{DATA}/{stale.name}" not in keep:
+        if f"{DATA}/{stale.name}" not in keep and is_our_shard(stale):
             stale.unlink()
     return written
 
@@ -144,7 +183,7 @@ def save_arrow(release_dir: Path) -> None:
     """Load the release as a user would (`load_dataset(RELEASE_DIR)`) and `save_to_disk` it."""
     from datasets import load_dataset
 
-    scratch = Path(tempfile.mkdtemp(prefix=f".{release_dir.name}-", dir=release_dir.parent))
+    scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=release_dir))
     try:
         dataset = load_dataset(str(release_dir), cache_dir=str(scratch / "cache"))
         dataset.save_to_disk(str(scratch / ARROW))
@@ -157,17 +196,29 @@ def save_arrow(release_dir: Path) -> None:
 
 
 def release_files(release_dir: Path) -> list[str]:
-    """The files a push uploads: everything in RELEASE_DIR except the local `arrow/` copy."""
+    """The files a push uploads: the card and the shards a release wrote, nothing else.
+
+    A stray file in RELEASE_DIR (a note, a symlink to a secret) is never pushed: only regular
+    files count, and under `data/` only Parquet shards carrying the release's digest.
+    """
     out = []
-    for path in sorted(release_dir.rglob("*")):
-        rel = path.relative_to(release_dir).as_posix()
-        if (
-            path.is_file()
-            and not rel.startswith(f"{ARROW}/")
-            and not any(part.startswith(".") for part in path.relative_to(release_dir).parts)
-        ):
-            out.append(rel)
+    card = release_dir / CARD
+    if card.is_file() and not card.is_symlink():
+        out.append(CARD)
+    data = release_dir / DATA
+    if data.is_dir():
+        for path in sorted(data.glob("*.parquet")):
+            if path.is_file() and not path.is_symlink() and is_our_shard(path):
+                out.append(f"{DATA}/{path.name}")
     return out
+
+
+def sweep_scratch(release_dir: Path) -> None:
+    """Remove scratch folders a killed run left inside RELEASE_DIR."""
+    for leftover in release_dir.glob(f"{SCRATCH_PREFIX}*"):
+        if leftover.is_dir() and not leftover.is_symlink():
+            log.info("release: removing %s (left by an interrupted run)", leftover)
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 def run_release(
@@ -179,6 +230,12 @@ def run_release(
 ) -> ReleaseResult:
     """Write RELEASE_DIR from the balance stage's DIR (its manifest with `split`)."""
     in_dir, release_dir = Path(in_dir), Path(release_dir)
+    repo = repo_id or cfg.repo_id
+    if repo is not None and not REPO_ID.match(repo):
+        raise ConfigError(
+            f"release.repo_id: expected 'name' or 'owner/name' (letters, digits, '-', '_', '.'), got {repo!r}"
+        )
+    parse_size(cfg.max_shard_size)
     manifest = read_manifest(in_dir, taxonomy, check_files=True)
     root = Path(manifest.attrs["root"])
     if manifest["split"].isna().any():
@@ -186,9 +243,10 @@ def run_release(
         raise ManifestError(
             manifest.attrs["file"], "every row needs a split (run `fairforge balance` first)", row=row, column="split"
         )
-    release_dir.mkdir(parents=True, exist_ok=True)
+    claim_output(release_dir, "release", inputs=[in_dir, root])
+    sweep_scratch(release_dir)
     features = build_features(manifest, taxonomy)
-    written = write_shards(manifest, root, release_dir, features, cfg)
+    written = write_shards(manifest, root, release_dir, features, cfg, manifest.attrs["file"])
     split_sizes = {s: int((manifest["split"] == s).sum()) for s in written}
     split_bytes = {s: sum((release_dir / f).stat().st_size for f in files) for s, files in written.items()}
 
@@ -198,7 +256,7 @@ def run_release(
 
     comps = components(provenance, cfg.licenses)
     meta = card_metadata(DatasetInfo(features=features)._to_yaml_dict(), split_sizes, split_bytes, comps, cfg)
-    body = card_body(meta, manifest, provenance, acceptance, repo_id or cfg.repo_id)
+    body = card_body(meta, manifest, provenance, acceptance, repo)
     atomic_write_text(release_dir / CARD, render_card(meta, body))
     if cfg.save_to_disk:
         save_arrow(release_dir)

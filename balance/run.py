@@ -28,7 +28,9 @@ import yaml
 from fairforge.atomic import atomic_write_json, atomic_write_text
 from fairforge.config import PipelineConfig
 from fairforge.config.balance import BalanceConfig
-from fairforge.manifest import read_manifest, to_frame, write_manifest
+from fairforge.errors import ManifestError
+from fairforge.manifest import MANIFEST_NAME, read_manifest, to_frame, write_manifest
+from fairforge.paths import claim_output, component_problem, record_link_targets
 
 from .cap import cell_keys
 from .loop import TopUp, run_loop, write_table
@@ -107,8 +109,11 @@ def run_balance(
     cfg = inherit_cells(config)
     taxonomy = config.taxonomy.build()
     gen_dir, out_dir = Path(gen_dir), Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    claim_output(out_dir, "balance", inputs=[gen_dir, *real])
     real_frames = [read_manifest(p, taxonomy, check_files=True) for p in real]
+    for frame in [read_manifest(gen_dir, taxonomy, validate=False), *real_frames]:
+        _check_sources(frame)  # before hours of measuring: each names a folder under DIR/images/
+    previous = _placed_before(out_dir)
 
     measurers = Measurers.load(cfg, taxonomy)
     cache = MeasureCache(out_dir / "cache" / f"measure-{measurers.signature()}")
@@ -134,25 +139,36 @@ def run_balance(
     synthetic = to_frame(result.rows.loc[result.kept].drop(columns=["readable", "embedding"]))
 
     # mix: real rows, sampled per (cell, label) stratum
+    gen_file = str(Path(gen_root) / MANIFEST_NAME)
     parts, roots = [synthetic], [pd.Series(str(gen_root), index=synthetic.index)]
+    files = [pd.Series(gen_file, index=synthetic.index)]
     if real_frames:
         real_all = pd.concat([to_frame(f) for f in real_frames], ignore_index=True)
         real_roots = pd.concat(
             [pd.Series(f.attrs["root"], index=range(len(f))) for f in real_frames], ignore_index=True
         )
+        real_files = pd.concat(
+            [pd.Series(f.attrs["file"], index=range(len(f))) for f in real_frames], ignore_index=True
+        )
         picked = sample_real(real_all, len(synthetic), cfg.mix.real_ratio, strata(real_all, cfg.with_age), config.seed)
         parts.append(picked)
         roots.append(real_roots.loc[picked.index])
+        files.append(real_files.loc[picked.index])
     mixed = pd.concat(parts, ignore_index=True)
     mixed_roots = pd.concat(roots, ignore_index=True)
+    mixed_files = pd.concat(files, ignore_index=True)
 
     # identity-disjoint splits; fakes whose other face landed elsewhere go (only with `links` < all)
     mixed["split"] = assign_splits(mixed, strata(mixed, cfg.with_age), cfg.split, str(out_dir / "manifest.parquet"))
     crossing = crossing_rows(mixed, mixed["split"])
     crossed = _crossing_table(mixed[crossing], mixed_roots[crossing])
-    mixed, mixed_roots = mixed[~crossing].reset_index(drop=True), mixed_roots[~crossing].reset_index(drop=True)
+    keep = ~crossing
+    mixed, mixed_roots = mixed[keep].reset_index(drop=True), mixed_roots[keep].reset_index(drop=True)
+    mixed_files = mixed_files[keep].reset_index(drop=True)
     _warn_on_giant_group(mixed, cfg)
-    mixed = materialize(mixed, mixed_roots, out_dir, cfg.link)
+    if cfg.link == "symlink":  # the links point into the inputs: readers of DIR may follow them there
+        record_link_targets(out_dir, sorted(set(mixed_roots)))
+    mixed = materialize(mixed, mixed_roots, out_dir, cfg.link, previous=previous, files=mixed_files)
     write_manifest(mixed, out_dir / "manifest.parquet", taxonomy)
 
     rejected = pd.concat([_rejected_table(result, gen_root), crossed], ignore_index=True)
@@ -186,6 +202,31 @@ def run_balance(
         out_dir,
     )
     return BalanceResult(out_dir, mixed, result.acceptance, result.deficits, rounds, rejected)
+
+
+def _check_sources(frame: pd.DataFrame) -> None:
+    """Every row's `source` is one plain path component, or a `ManifestError` naming its row."""
+    for row, value in enumerate(frame["source"].tolist()):
+        problem = component_problem(value)
+        if problem is not None:
+            raise ManifestError(
+                frame.attrs["file"],
+                f"source {problem} (it names the folder images/<source>/)",
+                row=row,
+                column="source",
+            )
+
+
+def _placed_before(out_dir: Path) -> set[str]:
+    """The image paths an earlier run of this stage placed in `out_dir` (its manifest's)."""
+    file = out_dir / MANIFEST_NAME
+    if not file.is_file():
+        return set()
+    try:
+        return {str(p) for p in pd.read_parquet(file, columns=["path"])["path"].dropna()}
+    except (OSError, ValueError, KeyError):
+        log.warning("balance: %s is unreadable; no earlier image is removed", file)
+        return set()
 
 
 def _rejected_table(result: RoundResult, gen_root: Path) -> pd.DataFrame:

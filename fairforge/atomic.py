@@ -3,7 +3,8 @@
 Why: every stage is a resumable batch job. A job killed mid-write must not leave a truncated image
 or manifest that a restart would trust. The recipe is the classic one: write a temporary file in
 the same folder, flush and fsync it, `os.replace` it over the target, then fsync the folder so the
-rename itself survives a power cut.
+rename itself survives a power cut. Files get the permissions the umask allows, as any other
+written file would.
 """
 
 from __future__ import annotations
@@ -15,6 +16,21 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
+
+
+def current_umask() -> int:
+    """The process umask: from /proc where there is one (reading it with `os.umask` means setting
+    it, which races with other threads creating files), else by setting and restoring it."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -34,7 +50,8 @@ def _fsync_dir(folder: Path) -> None:
 def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
     """Open a temporary sibling of `path` for writing; on success it replaces `path` atomically.
 
-    If the block raises, the temporary file is removed and `path` is untouched.
+    If the block raises, the temporary file is removed and `path` is untouched. The file gets the
+    mode an ordinary `open` would give it (0666 less the umask), not `mkstemp`'s private 0600.
     """
     if mode not in ("wb", "w"):
         raise ValueError(f"atomic_open: mode must be 'wb' or 'w', got {mode!r}")
@@ -43,6 +60,7 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     tmp = Path(tmp_name)
     try:
+        os.chmod(tmp, 0o666 & ~current_umask())
         with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as handle:
             yield handle
             handle.flush()

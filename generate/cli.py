@@ -18,9 +18,12 @@ from fairforge.config import load_stage_config
 
 
 def _run(args: argparse.Namespace) -> int:
+    from fairforge.paths import claim_output
+
     from .job import JobOptions, parse_shard, run_generate
 
     config = load_stage_config(args.config, args.preset, args.overrides)
+    claim_output(args.out, "generate")
     options = JobOptions(
         count_per_cell=args.count_per_cell,
         cells=args.cells,

@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import json
 import os
+import pickletools
 import re
 import shutil
+import zipfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -69,6 +72,8 @@ def save_checkpoint(
         shutil.rmtree(tmp)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(tmp))
+    # Every process writes its own RNG state into `tmp`: none may rename it before all are done.
+    accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         atomic_write_json(tmp / STATE_FILE, {"trainer": asdict(state), "scheduler": scheduler.state_dict()})
         if final.exists():
@@ -103,11 +108,88 @@ def resolve_resume(resume: str, output_dir: str | os.PathLike[str]) -> Path:
     return path
 
 
+def _damaged(path: Path, problem: str) -> ConfigError:
+    return ConfigError(f"--resume {path}: damaged checkpoint: {problem}; resume from an earlier one or start afresh")
+
+
+def _read_state(path: Path) -> tuple[TrainState, dict[str, Any]]:
+    file = path / STATE_FILE
+    try:
+        saved = json.loads(file.read_text(encoding="utf-8"))
+        state = TrainState(**saved["trainer"])
+        scheduler = saved["scheduler"]
+        if not isinstance(scheduler, dict):
+            raise TypeError("scheduler state is not an object")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise _damaged(path, f"{STATE_FILE} is not a trainer state ({type(exc).__name__}: {exc})") from None
+    return state, scheduler
+
+
+def _check_safetensors(file: Path) -> None:
+    """Parse the header; safetensors checks that the tensors it lists cover the file exactly."""
+    from safetensors import safe_open
+
+    with safe_open(str(file), framework="pt") as handle:
+        handle.keys()
+
+
+def _check_torch_file(file: Path) -> None:
+    """A `torch.save` file is whole: a zip archive whose members pass their CRC, or (the legacy
+    format) a pickle whose opcodes run through to STOP. Nothing is unpickled or executed."""
+    if zipfile.is_zipfile(file):
+        with zipfile.ZipFile(file) as archive:
+            bad = archive.testzip()
+        if bad is not None:
+            raise ValueError(f"member {bad} fails its CRC")
+        return
+    with open(file, "rb") as handle:
+        for _ in pickletools.genops(handle):
+            pass
+
+
+def check_checkpoint(accelerator: Accelerator, path: Path) -> tuple[TrainState, dict[str, Any]]:
+    """Every file `load_state` will read is there and whole, or a `ConfigError` naming the file.
+
+    Why before loading: accelerate raises a bare traceback on a truncated weights file, and only
+    logs a missing RNG state and trains on with the fresh one (the resumed run would silently
+    differ from the uninterrupted one).
+    """
+    state, scheduler = _read_state(path)
+    from accelerate.utils import OPTIMIZER_NAME, RNG_STATE_NAME, SAFE_MODEL_NAME
+
+    expected: list[tuple[Path, Callable[[Path], None]]] = []
+    for i in range(len(accelerator._models)):
+        expected.append(
+            (
+                path / (f"{SAFE_MODEL_NAME}.safetensors" if i == 0 else f"{SAFE_MODEL_NAME}_{i}.safetensors"),
+                _check_safetensors,
+            )
+        )
+    for i in range(len(accelerator._optimizers)):
+        expected.append(
+            (path / (f"{OPTIMIZER_NAME}.bin" if i == 0 else f"{OPTIMIZER_NAME}_{i}.bin"), _check_torch_file)
+        )
+    expected.append((path / f"{RNG_STATE_NAME}_{accelerator.process_index}.pkl", _check_torch_file))
+    for file, check in expected:
+        if not file.is_file():
+            raise _damaged(path, f"{file.name} is missing")
+        try:
+            check(file)
+        except Exception as exc:  # noqa: BLE001 - any failure to parse means the file is damaged
+            raise _damaged(path, f"{file.name} is unreadable ({type(exc).__name__}: {exc})") from None
+    return state, scheduler
+
+
 def load_checkpoint(accelerator: Accelerator, path: Path, scheduler: Any) -> TrainState:
-    accelerator.load_state(str(path))
-    saved = json.loads((path / STATE_FILE).read_text(encoding="utf-8"))
-    scheduler.load_state_dict(saved["scheduler"])
-    return TrainState(**saved["trainer"])
+    """Restore a checkpoint after checking it whole; a damaged one is refused by name."""
+    state, saved_scheduler = check_checkpoint(accelerator, path)
+    try:
+        accelerator.load_state(str(path))
+        scheduler.load_state_dict(saved_scheduler)
+    except (RuntimeError, OSError, ValueError, KeyError, TypeError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise _damaged(path, f"it does not fit this run's model or optimizer ({type(exc).__name__}: {first})") from None
+    return state
 
 
 def export(folder: Path, model: nn.Module, cfg: TrainConfig, info: DataInfo, metrics: dict[str, Any]) -> None:
@@ -188,6 +270,7 @@ def _fmt(value: Any) -> str:
 
 __all__ = [
     "TrainState",
+    "check_checkpoint",
     "export",
     "load_checkpoint",
     "load_export",

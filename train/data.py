@@ -6,7 +6,10 @@ model is built with (`DataInfo`, stored with every checkpoint); `ManifestDataset
 DataLoader (workers, pinned memory, persistent workers). Images leave the workers as uint8 and are
 normalized on the device (`normalize_batch`): 4x less to copy between processes and to the GPU.
 
-A corrupt or missing image is an error naming the manifest file, row and path; with
+Images are opened through `fairforge.images.open_image` (a pixel limit, every decode failure one
+error) at a path that must resolve inside its manifest's folder (`fairforge.paths`). A corrupt,
+missing, oversized or escaping image is an error naming the manifest file, its row in that file
+and the path; with
 `data.skip_bad: true` the row is replaced by the next readable one (batches keep their size, so
 every process takes the same number of steps) and its id is appended to `skipped_ids.txt` in the
 run folder.
@@ -24,12 +27,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from fairforge.config.train import DataConfig
-from fairforge.errors import ConfigError, ManifestError
+from fairforge.errors import ConfigError, FairforgeError, ManifestError
+from fairforge.images import open_image
 from fairforge.manifest import concat_manifests, read_manifest
+from fairforge.paths import allowed_roots, within_roots
 from fairforge.taxonomy import UNKNOWN, Taxonomy
 
 from .augment import augment, is_identity
@@ -101,6 +106,8 @@ class DataInfo:
 
 #: How many following rows a bad image may be replaced by before giving up.
 MAX_REPLACEMENTS = 16
+#: Bookkeeping columns: which of `attrs["files"]` a row comes from, and its row in that file.
+FILE_COLUMN, ROW_COLUMN = "_manifest", "_file_row"
 
 
 def load_manifests(paths: Sequence[str], split: str | None, key: str, taxonomy: Taxonomy) -> pd.DataFrame:
@@ -108,8 +115,15 @@ def load_manifests(paths: Sequence[str], split: str | None, key: str, taxonomy: 
     if not paths:
         raise ConfigError(f"{key}: no manifest given")
     frames = [read_manifest(path, taxonomy) for path in paths]
-    frame = concat_manifests(frames)
+    tagged = []
+    for k, part in enumerate(frames):
+        attrs = dict(part.attrs)
+        part = part.assign(**{FILE_COLUMN: k, ROW_COLUMN: np.arange(len(part))})
+        part.attrs.update(attrs)
+        tagged.append(part)
+    frame = concat_manifests(tagged)
     frame.attrs["files"] = [f.attrs["file"] for f in frames]
+    frame.attrs["roots"] = sorted({r for f in frames for r in allowed_roots(f.attrs["root"])})
     return select_split(frame, split, key)
 
 
@@ -122,7 +136,7 @@ def select_split(frame: pd.DataFrame, split: str | None, key: str, required: boo
         if required:
             raise ConfigError(f"{key}: no row with split == {split!r} in {frame.attrs['files']}")
         return None
-    part.attrs.update(root=frame.attrs["root"], files=frame.attrs["files"])
+    part.attrs.update({k: v for k, v in frame.attrs.items() if k in ("root", "files", "roots")})
     return part
 
 
@@ -196,22 +210,30 @@ class ManifestDataset(Dataset):
         self.augment_cfg = cfg.augment if train and not is_identity(cfg.augment) else None
         self.skip_bad = cfg.skip_bad
         self.skipped_log = Path(skipped_log) if skipped_log is not None else None
+        self.roots = frame.attrs.get("roots") or allowed_roots(self.root)
+        n = len(frame)
+        self.file_index = frame[FILE_COLUMN].to_numpy() if FILE_COLUMN in frame else np.zeros(n, dtype=np.int64)
+        self.file_row = frame[ROW_COLUMN].to_numpy() if ROW_COLUMN in frame else np.arange(n)
 
     def __len__(self) -> int:
         return len(self.paths)
 
+    def where(self, index: int) -> tuple[str, int]:
+        """The manifest file a row comes from and its row there (what a user looks up)."""
+        k = int(self.file_index[index])
+        return (self.files[k] if 0 <= k < len(self.files) else ", ".join(self.files)), int(self.file_row[index])
+
     def _load(self, index: int, seed: int | None) -> torch.Tensor:
         path = self.root / self.paths[index]
         try:
-            with Image.open(path) as handle:
-                image = handle.convert("RGB")
-        except (FileNotFoundError, UnidentifiedImageError, OSError, ValueError) as exc:
-            raise ManifestError(
-                ", ".join(self.files),
-                f"cannot read image {path} ({type(exc).__name__}: {exc})",
-                row=index,
-                column="path",
-            ) from None
+            if not within_roots(path, self.roots):
+                raise FairforgeError(f"{path} resolves to {os.path.realpath(path)}, outside the manifest's folder")
+            image = open_image(path)
+        except (FairforgeError, OSError) as exc:
+            file, row = self.where(index)
+            text = str(exc)
+            reason = text[len(str(path)) + 2 :] if text.startswith(f"{path}: ") else text
+            raise ManifestError(file, f"cannot read image {path}: {reason}", row=row, column="path") from None
         if image.size != (self.resolution, self.resolution):
             image = image.resize((self.resolution, self.resolution), Image.Resampling.BILINEAR)
         if self.augment_cfg is not None and seed is not None:
@@ -231,9 +253,8 @@ class ManifestDataset(Dataset):
                 if self.skipped_log is not None:
                     with open(self.skipped_log, "a", encoding="utf-8") as handle:
                         handle.write(self.ids[row] + "\n")
-        raise ManifestError(
-            ", ".join(self.files), f"{MAX_REPLACEMENTS} unreadable images in a row", row=index, column="path"
-        )
+        file, row = self.where(index)
+        raise ManifestError(file, f"{MAX_REPLACEMENTS} unreadable images in a row from here", row=row, column="path")
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
         index, seed = (key, None) if isinstance(key, int | np.integer) else (int(key[0]), int(key[1]))

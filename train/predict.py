@@ -109,6 +109,10 @@ def predict_manifest(
     model = method.build_model(cfg, info)
     model.load_state_dict(weights)
     frame = load_manifests(manifests, split, "--manifest", info.taxonomy)
+    if frame.empty:
+        from fairforge.errors import ManifestError
+
+        raise ManifestError(", ".join(frame.attrs["files"]), "has no rows to score (an empty manifest)")
     accelerator = Accelerator(cpu=no_accelerator(), mixed_precision=cfg.mixed_precision)
     loader = make_loader(ManifestDataset(frame, info, data_cfg), data_cfg, batch_size or data_cfg.eval_batch_size)
     model, loader = accelerator.prepare(model, loader)

@@ -100,6 +100,7 @@ def train(cfg: TrainConfig, resume: str | None = None) -> dict[str, Any]:
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(output_dir / "config.yaml", dump_yaml(cfg))
+    accelerator.wait_for_everyone()  # the run folder exists before any process writes into it
 
     # Data: manifests -> vocabularies -> datasets -> loaders. Validation rows come from `data.val`,
     # or from the training manifests' `val_split` rows.

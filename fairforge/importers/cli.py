@@ -39,7 +39,13 @@ def _options(args: argparse.Namespace) -> ImportOptions:
     from .common import ImportOptions
 
     taxonomy = load_stage_config(args.config, args.preset, args.overrides).taxonomy.build()
-    return ImportOptions(skip_bad=args.skip_bad, place=args.place, verify_images=args.verify_images, taxonomy=taxonomy)
+    return ImportOptions(
+        skip_bad=args.skip_bad,
+        place=args.place,
+        verify_images=args.verify_images,
+        follow_links=args.follow_links,
+        taxonomy=taxonomy,
+    )
 
 
 def _pgfdd_arguments(parser: argparse.ArgumentParser) -> None:
@@ -152,5 +158,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             dest="verify_images",
             action="store_false",
             help="skip reading headers and hashing (existence is still checked)",
+        )
+        sub.add_argument(
+            "--follow-links",
+            action="store_true",
+            help="accept images that are symlinks to files outside the images root (default: bad rows)",
         )
         sub.set_defaults(func=_run, place="link")

@@ -11,6 +11,7 @@ row either stops the import with an error naming the file, row and field, or (`-
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import logging
@@ -26,12 +27,21 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
 from fairforge.atomic import atomic_open
 from fairforge.errors import FairforgeError, ManifestError
-from fairforge.manifest import MANIFEST_NAME, write_manifest
+from fairforge.images import image_size
+from fairforge.manifest import FIELDS, MANIFEST_NAME, _clean, row_problems, write_manifest
+from fairforge.paths import (
+    PathError,
+    allowed_roots,
+    claim_output,
+    component_problem,
+    is_owned,
+    record_link_targets,
+    within_roots,
+)
 from fairforge.taxonomy import DEFAULT_TAXONOMY, Taxonomy
 
 log = logging.getLogger(__name__)
@@ -53,6 +63,8 @@ class ImportOptions:
     #: read each image's header (width, height) and hash it; existence is always checked
     verify_images: bool = True
     taxonomy: Taxonomy = DEFAULT_TAXONOMY
+    #: follow symlinks under the images root that point outside it (off: such a row is bad)
+    follow_links: bool = False
 
     def __post_init__(self) -> None:
         if self.place not in PLACEMENTS:
@@ -138,12 +150,41 @@ def read_table_file(path: str | os.PathLike[str]) -> pd.DataFrame:
         raise ManifestError(str(path), "file not found")
     if path.suffix == ".jsonl":
         return _read_jsonl(path)
+    return _read_csv(path)
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """A CSV as strings, its structure checked first: every row has as many fields as the header
+    (an unquoted comma in a row would otherwise shift its values into the wrong columns) and no
+    column name appears twice (pandas would silently rename the second one)."""
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            lines = [row for row in csv.reader(handle, skipinitialspace=True) if row]
+    except (UnicodeDecodeError, csv.Error) as exc:
         raise ManifestError(str(path), f"not a readable CSV file ({exc})") from None
-    frame.columns = [str(c).strip() for c in frame.columns]
-    return frame.reset_index(drop=True)
+    if not lines:
+        raise ManifestError(str(path), "empty file: expected a header row")
+    header = [name.strip() for name in lines[0]]
+    seen: dict[str, int] = {}
+    for k, name in enumerate(header, start=1):
+        if name in seen:
+            raise ManifestError(
+                str(path), f"column {name!r} appears twice in the header (columns {seen[name]} and {k})", column=name
+            )
+        seen[name] = k
+    for number, row in enumerate(lines[1:], start=1):
+        if len(row) != len(header):
+            extra = (
+                f"; the extra value(s) {row[len(header) :]} follow column {header[-1]!r}"
+                if len(row) > len(header)
+                else ""
+            )
+            raise ManifestError(
+                str(path),
+                f"{len(row)} fields, the header has {len(header)} (an unquoted comma?){extra}",
+                row=number,
+            )
+    return pd.DataFrame(lines[1:], columns=header, dtype=str)
 
 
 def _read_jsonl(path: Path) -> pd.DataFrame:
@@ -225,12 +266,10 @@ def flag_duplicates(rel: Sequence[str | None], problems: Problems, column: str) 
 # images
 # ------------------------------------------------------------------------------------------------
 def _inspect(path: str) -> tuple[int, int, str]:
-    """Width, height (header only) and sha256 of one image file."""
+    """Width, height (header only, within the pixel limit) and sha256 of one image file."""
+    width, height = image_size(path)
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        with Image.open(handle) as image:
-            width, height = image.size
-        handle.seek(0)
         while block := handle.read(1 << 20):
             digest.update(block)
     return width, height, digest.hexdigest()
@@ -242,11 +281,13 @@ def check_images(
     problems: Problems,
     column: str,
     verify: bool,
+    follow_links: bool = False,
 ) -> pd.DataFrame:
     """Width, height and sha256 per row (null where bad or not verified).
 
-    Existence is always checked (a stat per row); headers and hashes are read in a thread pool
-    (hashing releases the GIL) and can be switched off for huge sets.
+    Existence is always checked (a stat per row), and so is where each file really is: a symlink
+    that leads outside `images_root` is a bad row unless `follow_links`. Headers and hashes are
+    read in a thread pool (hashing releases the GIL) and can be switched off for huge sets.
     """
     n = len(rel)
     width = np.full(n, np.nan)
@@ -257,18 +298,33 @@ def check_images(
     todo = [i for i in range(n) if good[i] and rel[i] is not None]
     missing = [i for i in todo if not os.path.isfile(f"{base}/{rel[i]}")]
     problems.add(missing, column, lambda i: f"image file {rel[i]!r} not found under --images-root {images_root}")
+    missing_set = set(missing)
+    roots = allowed_roots(images_root)
+    outside = [
+        i for i in todo if i not in missing_set and not within_roots(f"{base}/{rel[i]}", roots, follow_links or None)
+    ]
+    problems.add(
+        outside,
+        column,
+        lambda i: (
+            f"{rel[i]!r} is a link to {os.path.realpath(f'{base}/{rel[i]}')}, outside --images-root "
+            f"{images_root} (--follow-links follows it)"
+        ),
+    )
     problems.check()
     if not verify:
         return pd.DataFrame({"width": width, "height": height, "sha256": sha})
-    missing_set = set(missing)
-    todo = [i for i in todo if i not in missing_set]
+    bad_set = missing_set | set(outside)
+    todo = [i for i in todo if i not in bad_set]
 
     def work(chunk: list[int]) -> list[tuple[int, tuple[int, int, str] | str]]:
         done: list[tuple[int, tuple[int, int, str] | str]] = []
         for i in chunk:
             try:
                 done.append((i, _inspect(f"{base}/{rel[i]}")))
-            except (UnidentifiedImageError, OSError, ValueError) as exc:
+            except FairforgeError as exc:
+                done.append((i, f"unreadable image {rel[i]!r}: {str(exc).split(': ', 1)[-1]}"))
+            except OSError as exc:
                 done.append((i, f"unreadable image {rel[i]!r} ({exc})"))
         return done
 
@@ -358,11 +414,13 @@ def finish(
     images_root = Path(images_root)
     if not images_root.is_dir():
         raise ManifestError(str(images_root), "--images-root is not a folder")
+    check_out(out)
     flag_duplicates(rel, problems, path_column)
+    schema_problems(rows, problems, options.taxonomy)
     problems.check()
-    files = check_images(rel, images_root, problems, path_column, options.verify_images)
+    files = check_images(rel, images_root, problems, path_column, options.verify_images, options.follow_links)
     good = problems.good
-    out.mkdir(parents=True, exist_ok=True)
+    claim_output(out, "import", foreign_ok=True)
     rejected_file = out / REJECTED_NAME
     if not good.any():
         _write_rejected(problems.rejected(original), rejected_file)
@@ -374,6 +432,8 @@ def finish(
         kept["height"] = files.loc[good, "height"].to_numpy()
         kept["sha256"] = files.loc[good, "sha256"].to_numpy()
     kept["path"] = place_images(kept_rel, images_root, out, options.place)  # type: ignore[arg-type]
+    if options.place == "link" or options.follow_links:  # readers of OUT may follow these links
+        record_link_targets(out, [images_root])
     target = write_manifest(kept, out / MANIFEST_NAME, options.taxonomy)
     log.info("%s: %d row(s) imported into %s", problems.file, len(kept), target)
     if problems.reasons:
@@ -382,6 +442,57 @@ def finish(
     else:
         rejected_file.unlink(missing_ok=True)  # a previous run's, no longer true
     return target
+
+
+def check_out(out: Path) -> None:
+    """`--out` must be a folder (or not exist), and may not hold a manifest fairforge did not write.
+
+    An import may write into a folder of the user's (beside images it references in place), so a
+    non-empty folder is accepted; replacing a `manifest.parquet` or `rejected.parquet` there is
+    not, unless an earlier import (its owner marker) wrote them.
+    """
+    if out.exists() and not out.is_dir():
+        raise PathError(f"--out {out}: exists and is not a folder")
+    if out.is_dir() and not is_owned(out):
+        for name in (MANIFEST_NAME, REJECTED_NAME):
+            if (out / name).exists():
+                raise PathError(f"--out {out}: holds a {name} fairforge did not write; choose another folder")
+
+
+def schema_problems(rows: pd.DataFrame, problems: Problems, taxonomy: Taxonomy) -> None:
+    """Check the parsed rows against the manifest schema now, as bad rows of the INPUT file.
+
+    Without this, a value the parser let through (a seed beyond int64, a confidence of 2, a
+    `source` with a '/') would fail only when the manifest is written, as an error naming the
+    output file and a row of the kept rows, which `--skip-bad` cannot skip.
+    """
+    positions = np.flatnonzero(problems.good)
+    if not len(positions):
+        return
+    part = rows.iloc[positions].reset_index(drop=True)
+    for column, dtype in FIELDS.items():
+        if column not in part.columns or column == "path":
+            continue
+        values = part[column]
+        try:
+            pa.array(_clean(values, dtype), type=dtype, from_pandas=True)
+            continue
+        except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError, TypeError, OverflowError):
+            pass
+        for k, value in enumerate(values.tolist()):
+            try:
+                pa.array(_clean(pd.Series([value], dtype=object), dtype), type=dtype, from_pandas=True)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError, TypeError, OverflowError) as exc:
+                problems.add([positions[k]], column, f"expected {dtype}, got {value!r} ({exc})")
+    frame = part.assign(path=[f"row/{k}" for k in range(len(part))])
+    for k, column, message in row_problems(frame, taxonomy):
+        if k >= 0 and column != "path" and (column != "id" or "duplicate" not in message):
+            problems.add([positions[k]], column, message)
+    if "source" in part.columns:
+        for k, value in enumerate(part["source"].tolist()):
+            problem = component_problem(value) if isinstance(value, str) and value else None
+            if problem is not None:
+                problems.add([positions[k]], "source", f"source {problem} (it becomes a folder name)")
 
 
 def _write_rejected(rejected: pd.DataFrame, file: Path) -> None:

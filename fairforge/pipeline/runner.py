@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from fairforge.config import load_pipeline_config
 from fairforge.errors import ConfigError, FairforgeError
+from fairforge.paths import claim_output
 
 from . import state
+from .process import run_command, run_lock, sweep_scratch
 from .stage import STAGES, StageContext, StageResult
 
 log = logging.getLogger(__name__)
@@ -38,23 +38,6 @@ def select_stages(order: Sequence[str], from_: str | None, to: str | None) -> li
     return names[start:stop]
 
 
-def _run_command(command: list[str], log_file: Path, env: dict[str, str], cwd: Path | None = None) -> int:
-    """Run one command in `cwd`, teeing its output to the console and the stage's log."""
-    full_env = {**os.environ, **env}
-    command = [str(part) for part in command]
-    with open(log_file, "a", encoding="utf-8") as handle:
-        handle.write(f"$ {' '.join(command)}\n")
-        handle.flush()
-        process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=full_env, text=True, bufsize=1, cwd=cwd
-        )
-        assert process.stdout is not None
-        for line in process.stdout:
-            handle.write(line)
-            sys.stdout.write("  | " + line)
-        return process.wait()
-
-
 def run_pipeline(
     config_path: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -64,11 +47,28 @@ def run_pipeline(
     to: str | None = None,
     force: Sequence[str] = (),
 ) -> list[StageResult]:
-    """Run (or skip) every selected stage; raise `FairforgeError` naming the stage that failed."""
+    """Run (or skip) every selected stage; raise `FairforgeError` naming the stage that failed.
+
+    The run folder is fairforge's (an owner marker) and locked for the whole run; each stage runs
+    in its own process group, ended if the pipeline is stopped.
+    """
     config_path = Path(config_path).resolve()
-    cfg = load_pipeline_config(config_path, preset=preset, overrides=overrides)
     run_dir = Path(out).resolve()
-    run_dir.mkdir(parents=True, exist_ok=True)
+    claim_output(run_dir, "pipeline run")
+    with run_lock(run_dir):
+        return _run_locked(config_path, run_dir, preset, overrides, from_, to, force)
+
+
+def _run_locked(
+    config_path: Path,
+    run_dir: Path,
+    preset: str,
+    overrides: Sequence[str],
+    from_: str | None,
+    to: str | None,
+    force: Sequence[str],
+) -> list[StageResult]:
+    cfg = load_pipeline_config(config_path, preset=preset, overrides=overrides)
     ctx = StageContext(config_path, preset, list(overrides), cfg, run_dir)
     unknown = [name for name in cfg.stages if name not in STAGES]
     if unknown:
@@ -84,6 +84,8 @@ def run_pipeline(
     for name in select_stages(cfg.stages, from_, to):
         stage_dir = ctx.stage_dir(name)
         stage = STAGES.get(name, key="stages")
+        # claimed before planning: a plan may write into its folder (train writes its config there)
+        claim_output(stage_dir, f"pipeline run ({name})")
         plan = stage.plan(ctx)
         if plan.skip_reason:
             print(f"[{name}] skipped: {plan.skip_reason}")
@@ -95,13 +97,14 @@ def run_pipeline(
             print(f"[{name}] up to date, skipped")
             results.append(StageResult(name, "skipped (up to date)", 0.0, stage_dir / "log.txt"))
             continue
-        stage_dir.mkdir(parents=True, exist_ok=True)
+        for leftover in sweep_scratch(stage_dir):
+            log.info("%s: removed %s (left by an interrupted run)", name, leftover)
         log_file = stage_dir / "log.txt"
         log_file.write_text("")
         print(f"[{name}] running ({stage.help})")
         start = time.perf_counter()
         for command in plan.commands:
-            code = _run_command(command, log_file, plan.env, cwd=ctx.config_path.parent)
+            code = run_command(command, log_file, plan.env, cwd=ctx.config_path.parent)
             if code != 0:
                 results.append(StageResult(name, "failed", time.perf_counter() - start, log_file))
                 _write_summary(ctx, results)

@@ -56,7 +56,7 @@ def plan_import(ctx: StageContext) -> StagePlan:
 def plan_generate(ctx: StageContext) -> StagePlan:
     out = ctx.stage_dir("generate")
     return StagePlan(
-        [ctx.fairforge("generate", *ctx.config_args(), "--out", out, "--no-progress")],
+        [ctx.fairforge("generate", *ctx.config_args(), "--out", out)],
         [],
         [out / MANIFEST_NAME],
         {
@@ -72,7 +72,7 @@ def plan_balance(ctx: StageContext) -> StagePlan:
     gen = ctx.stage_dir("generate")
     out = ctx.stage_dir("balance")
     real = [m for _, m in _imported(ctx, "train")]
-    command = ctx.fairforge("balance", *ctx.config_args(), "--in", gen, "--out", out, "--no-progress")
+    command = ctx.fairforge("balance", *ctx.config_args(), "--in", gen, "--out", out)
     if real:
         command += ["--real", *map(str, real)]
     return StagePlan(

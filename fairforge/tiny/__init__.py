@@ -9,14 +9,22 @@ code that loads the real thing.
 
 `ensure(name)` returns the saved path, building it on first use. The cache is
 `$FAIRFORGE_CACHE` (default `~/.cache/fairforge`) `/tiny/<name>-v<version>`.
+
+A build happens inside whatever process first asks for the model, often a training run that has
+just seeded its generators: builders seed torch themselves (so a model is the same whoever builds
+it), and that must not leak into the caller. `isolated()` saves and restores every global random
+state and thread setting around each build, so a run on an empty cache draws exactly the numbers
+a run on a full one draws.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import random
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from fairforge.registry import Registry
@@ -51,6 +59,41 @@ def available() -> list[str]:
     return TINY.names()
 
 
+@contextlib.contextmanager
+def isolated() -> Iterator[None]:
+    """Run a block without changing Python's, numpy's or torch's (CPU and CUDA) random state, the
+    torch thread count, the default dtype, grad mode or the deterministic-algorithms switch."""
+    import numpy as np
+    import torch
+
+    py_state, np_state = random.getstate(), np.random.get_state()
+    threads, dtype = torch.get_num_threads(), torch.get_default_dtype()
+    grad, deterministic = torch.is_grad_enabled(), torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+        torch.set_default_dtype(dtype)
+        torch.set_grad_enabled(grad)
+        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+
+
+def _build(builder: Callable[[Path], Path], folder: Path) -> Path:
+    """Run `builder` in isolation; the folder gets the permissions the umask allows (not 0700)."""
+    with isolated():
+        inner = builder(folder)
+    from fairforge.atomic import current_umask
+
+    os.chmod(folder, 0o777 & ~current_umask())
+    return inner
+
+
 def ensure(name: str) -> Path:
     """The path of tiny model `name`, built and saved on first use.
 
@@ -67,7 +110,7 @@ def ensure(name: str) -> Path:
         root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root))
         try:
-            inner = builder(tmp)
+            inner = _build(builder, tmp)
             (tmp / ".complete").write_text(str(inner.relative_to(tmp)))
             try:
                 os.replace(tmp, final) if not final.exists() else None
@@ -82,4 +125,4 @@ def ensure(name: str) -> Path:
     return final / marker.read_text().strip()
 
 
-__all__ = ["TINY", "available", "cache_root", "ensure", "register_tiny"]
+__all__ = ["TINY", "available", "cache_root", "ensure", "isolated", "register_tiny"]
