@@ -98,7 +98,7 @@ def _two_manifests(tmp_path: Path) -> list[str]:
 
 def test_training_bomb_names_the_file_row_and_skip_bad_replaces_it(tmp_path: Path) -> None:
     files = _two_manifests(tmp_path)
-    frame = load_manifests(files, "train", "data.train")
+    frame = load_manifests(files, "train", "data.train", DEFAULT_TAXONOMY)
     info = data_info(frame, DEFAULT_TAXONOMY)
     bad = int(np.flatnonzero(frame["id"].to_numpy() == "m1-2")[0])
     assert bad == 4  # its position in the train split: not the row a user finds in the file
@@ -113,7 +113,7 @@ def test_training_bomb_names_the_file_row_and_skip_bad_replaces_it(tmp_path: Pat
 
 def test_predict_style_loading_of_a_bomb_is_an_error_not_a_traceback(tmp_path: Path) -> None:
     files = _two_manifests(tmp_path)
-    frame = load_manifests(files[1:], None, "--manifest")
+    frame = load_manifests(files[1:], None, "--manifest", DEFAULT_TAXONOMY)
     dataset = ManifestDataset(frame, data_info(frame, DEFAULT_TAXONOMY), DataConfig(train=files, resolution=16))
     with pytest.raises(ManifestError, match=r"row 2 column 'path'.*pixels"):
         dataset[2]

@@ -57,7 +57,7 @@ def test_linked_import_is_readable_by_training(tmp_path: Path) -> None:
     (root / "metadata.csv").write_text("file_name,label,gender,race\na.png,0,male,White\nb.png,1,male,White\n")
     manifest = import_imagefolder(root, tmp_path / "out")
     assert (tmp_path / "out" / "images" / "a.png").is_symlink()
-    frame = load_manifests([str(manifest)], None, "data.train")
+    frame = load_manifests([str(manifest)], None, "data.train", DEFAULT_TAXONOMY)
     dataset = ManifestDataset(
         frame, data_info(frame, DEFAULT_TAXONOMY), DataConfig(train=[str(manifest)], resolution=8)
     )
