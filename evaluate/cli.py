@@ -45,9 +45,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=defaults.seed, help="bootstrap seed (default %(default)s)")
     parser.add_argument(
         "--intra",
-        default=defaults.intra,
+        nargs="+",
+        action="extend",
+        default=None,
         metavar="SOURCE",
-        help="the source the model was trained on (default: the first predictions file's source)",
+        help="the sources the model was trained on: their test rows are intra-dataset, every other source is "
+        "cross (default: the first predictions file's source)",
     )
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.set_defaults(func=run)

@@ -101,8 +101,10 @@ def test_prompts_vary_and_are_seeded():
 
 
 def test_pairing_is_balanced_across_rules_and_cells(tmp_path):
+    # one split: rules and cells are dealt over the whole pool (with splits, within each split)
     cfg = GenerateConfig()
-    ctx = PlanContext(seed=0, taxonomy=TAXONOMY, generators=GENERATORS, render="r")
+    one_split = {"train": 1.0, "validation": 0.0, "test": 0.0}
+    ctx = PlanContext(seed=0, taxonomy=TAXONOMY, generators=GENERATORS, render="r", splits=one_split)
     cells = config_cells(
         cfg, TAXONOMY, ["male-Asian-30-39", "male-White-30-39", "male-Black-30-39", "female-Asian-30-39"]
     )
