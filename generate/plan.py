@@ -210,13 +210,21 @@ class Pool:
     persons: dict[str, str] = field(default_factory=dict)
     #: a real pool's whole manifest: its fakes link persons when the pool is split by person
     rows: pd.DataFrame | None = field(default=None, repr=False)
+    _by_split: dict[tuple[Cell, str | None], list[str]] | None = field(default=None, init=False, repr=False)
 
     def size(self, cell: Cell, split: str | None = None) -> int:
         return len(self.members(cell, split))
 
     def members(self, cell: Cell, split: str | None = None) -> list[str]:
         ids = self.faces.get(cell, [])
-        return ids if split is None else [i for i in ids if self.splits.get(i) == split]
+        if split is None:
+            return ids
+        if self._by_split is None:  # built once: pools are not changed after they are made
+            self._by_split = {}
+            for c, faces in self.faces.items():
+                for face in faces:
+                    self._by_split.setdefault((c, self.splits.get(face)), []).append(face)
+        return self._by_split.get((cell, split), [])
 
     def face(self, cell: Cell, index: int, split: str | None = None) -> str:
         ids = self.members(cell, split)
