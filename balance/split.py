@@ -23,13 +23,19 @@ from fairforge.splits import SPLITS, normalize_splits, person_groups, person_spl
 SYNTHETIC_SOURCE = "fairforge-synth"
 
 
+def _sources(frame: pd.DataFrame) -> pd.Series:
+    if "source" not in frame.columns:
+        return pd.Series("", index=frame.index)
+    return frame["source"].astype(str)
+
+
 def given_splits(frame: pd.DataFrame, cfg: SplitConfig) -> pd.Series:
     """The split each row keeps: every synthetic row's, and the real rows' when `keep_existing`."""
     if "split" not in frame.columns:
         return pd.Series([None] * len(frame), index=frame.index, dtype=object)
     given = normalize_splits(frame["split"].astype(object)).where(frame["split"].notna(), None)
     if not cfg.keep_existing:
-        given = given.where(frame["source"].astype(str) == SYNTHETIC_SOURCE, None)
+        given = given.where(_sources(frame) == SYNTHETIC_SOURCE, None)
     return given.where(given.isin(SPLITS), None)
 
 
@@ -40,7 +46,7 @@ def assign_splits(
     given = given_splits(frame, cfg).to_numpy(dtype=object)
     groups = person_groups(frame)
     out = given.copy()
-    by_group = pd.Series(given).groupby(groups).agg(lambda v: sorted({s for s in v if s is not None}))
+    by_group = pd.Series(given).groupby(groups).agg(lambda v: sorted({s for s in v if isinstance(s, str)}))
     for group, splits in by_group.items():
         if len(splits) > 1:
             rows = np.flatnonzero(groups == group)
@@ -57,7 +63,7 @@ def assign_splits(
     todo = np.flatnonzero(pd.isna(pd.Series(out, dtype=object)).to_numpy())
     if todo.size:
         rest = frame.iloc[todo]
-        keys = rest["source"].astype(str) + "|" + strata.iloc[todo].astype(str)
+        keys = _sources(rest) + "|" + strata.iloc[todo].astype(str)
         out[todo] = person_splits(rest, keys, cfg.fractions, seed).to_numpy(dtype=object)
     return pd.Series(out, index=frame.index, name="split")
 

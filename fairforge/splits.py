@@ -173,6 +173,8 @@ def person_splits(
     codes = pd.factorize(strata.astype(str).to_numpy(), sort=True)[0]
     import warnings
 
+    if np.bincount(codes).max() < folds:  # every stratum smaller than the folds: group-balanced only
+        codes = np.zeros(len(frame), dtype=np.int64)
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)

@@ -112,6 +112,6 @@ def test_balance_gives_exactly_the_target_per_cell(tmp_path, tiny_cache):
     }
     saved = pd.read_parquet(tmp_path / "out" / "deficits.parquet")
     assert saved.to_dict("records") == [
-        {"gender": "female", "race": "Black", "age": "70+", "method": "diffusion", "missing": 1},
-        {"gender": "female", "race": "Black", "age": "70+", "method": "sbi", "missing": 1},
+        {"gender": "female", "race": "Black", "age": "70+", "method": "diffusion", "split": None, "missing": 1},
+        {"gender": "female", "race": "Black", "age": "70+", "method": "sbi", "split": None, "missing": 1},
     ]
