@@ -169,6 +169,10 @@ def person_splits(
     if folds < 2:
         return out
     per_fold = [names[s] for s in _base_sequence(weights, folds)]
+    for empty in [s for s in names if s not in per_fold] if folds >= len(names) else []:
+        # few groups: every split still gets a fold, taken from the split holding the most
+        donor = max(names, key=per_fold.count)
+        per_fold[len(per_fold) - 1 - per_fold[::-1].index(donor)] = empty
     # a stratum with fewer members than folds cannot be spread: scikit-learn warns and does its best
     codes = pd.factorize(strata.astype(str).to_numpy(), sort=True)[0]
     import warnings

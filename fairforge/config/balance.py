@@ -215,3 +215,6 @@ class ReleaseConfig(StrictModel):
     licenses: dict[str, LicenseConfig] = {}
     #: Write the `save_to_disk` copy under RELEASE_DIR/arrow (not pushed).
     save_to_disk: bool = True
+    #: Also put imported real rows (FF++, Celeb-DF, ...) in the shards. Off by default: their
+    #: licences rarely allow redistribution; they are listed in references/real.parquet instead.
+    include_real: bool = False
