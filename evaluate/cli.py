@@ -52,6 +52,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="the sources the model was trained on: their test rows are intra-dataset, every other source is "
         "cross (default: the first predictions file's source)",
     )
+    parser.add_argument(
+        "--dataset",
+        metavar="DATA",
+        help="a manifest, release folder or Hub dataset id: labels and groups are taken from it by `id` "
+        "(the predictions then need only id and score)",
+    )
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.set_defaults(func=run)
 
@@ -70,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         },
         prefix="evaluate",
     )
-    report = evaluate_files(args.predictions, args.out, config, progress=True)
+    report = evaluate_files(args.predictions, args.out, config, progress=True, dataset=args.dataset)
     overall, fairness = report["overall"], report["fairness"]["intersectional"]
 
     def show(v: float | None) -> str:

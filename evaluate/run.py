@@ -21,7 +21,7 @@ from fairforge.errors import FairforgeError
 from fairforge.taxonomy import DEFAULT_TAXONOMY, Taxonomy
 
 from .cross import cross_dataset
-from .inputs import concat_predictions, read_predictions
+from .inputs import concat_predictions, read_predictions, read_scores_for
 from .report import report_from_predictions
 
 PLOT_DIR = "plots"
@@ -33,15 +33,25 @@ def evaluate_files(
     config: EvaluateConfig | None = None,
     taxonomy: Taxonomy = DEFAULT_TAXONOMY,
     progress: bool = False,
+    dataset: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
-    """Evaluate predictions files into `out`; returns the report dict written to report.json."""
+    """Evaluate predictions files into `out`; returns the report dict written to report.json.
+
+    `dataset` (a manifest, release folder or Hub id): labels, cells and sources come from it by
+    `id`, so the predictions need only `id` and `score`."""
     config = config or EvaluateConfig()
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise FairforgeError(f"--out {out}: exists and is not a folder")
     if not predictions:
         raise FairforgeError("no predictions files given")
-    preds = concat_predictions([read_predictions(p, taxonomy) for p in predictions])
+    if dataset is None:
+        preds = concat_predictions([read_predictions(p, taxonomy) for p in predictions])
+    else:
+        from fairforge.resolve import resolve_dataset
+
+        truth = resolve_dataset(dataset, taxonomy)
+        preds = concat_predictions([read_scores_for(p, truth, taxonomy) for p in predictions])
     options = {"ci_level": config.ci_level, "bootstrap_bins": config.bootstrap_bins}
     report = report_from_predictions(
         preds, config.threshold, config.bootstrap, config.seed, progress=progress, **options

@@ -28,7 +28,9 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from fairforge.config.train import DataConfig
 from fairforge.errors import ConfigError, ManifestError
-from fairforge.manifest import concat_manifests, read_manifest
+from fairforge.manifest import concat_manifests
+from fairforge.resolve import resolve_dataset
+from fairforge.splits import normalize_split
 from fairforge.taxonomy import DEFAULT_TAXONOMY, UNKNOWN, Taxonomy
 
 from .augment import augment, is_identity
@@ -43,10 +45,12 @@ MAX_REPLACEMENTS = 16
 def load_manifests(
     paths: Sequence[str], split: str | None, key: str, taxonomy: Taxonomy = DEFAULT_TAXONOMY
 ) -> pd.DataFrame:
-    """The rows of every manifest in `paths` with `split == split` (all rows for None), paths rebased."""
+    """The rows of every input in `paths` with `split == split` (all rows for None), paths rebased.
+
+    An input is a manifest, a release folder or a Hub dataset id (`fairforge.resolve`)."""
     if not paths:
         raise ConfigError(f"{key}: no manifest given")
-    frames = [read_manifest(path, taxonomy) for path in paths]
+    frames = [resolve_dataset(path, taxonomy) for path in paths]
     frame = concat_manifests(frames)
     frame.attrs["files"] = [f.attrs["file"] for f in frames]
     return select_split(frame, split, key)
@@ -56,6 +60,7 @@ def select_split(frame: pd.DataFrame, split: str | None, key: str, required: boo
     """The rows of `split` (every row for None); none is an error naming `key`, or None if not `required`."""
     if split is None:
         return frame
+    split = str(normalize_split(split))  # `val` names the validation split too
     part = frame[frame["split"] == split].reset_index(drop=True)
     if part.empty:
         if required:
