@@ -43,24 +43,24 @@ def assign_splits(
     frame: pd.DataFrame, strata: pd.Series, cfg: SplitConfig, file: str = "manifest", seed: int = 0
 ) -> pd.Series:
     """A split per row (see the module docstring); `strata` is each row's cell and label."""
-    given = given_splits(frame, cfg).to_numpy(dtype=object)
+    given = given_splits(frame, cfg)
     groups = person_groups(frame)
-    out = given.copy()
-    by_group = pd.Series(given).groupby(groups).agg(lambda v: sorted({s for s in v if isinstance(s, str)}))
-    for group, splits in by_group.items():
-        if len(splits) > 1:
-            rows = np.flatnonzero(groups == group)
-            ids = frame["id"].iloc[rows].astype(str).tolist()[:5]
-            raise ManifestError(
-                file,
-                f"rows {ids} share a person but their splits are {splits}; with real datasets whose official "
-                "splits share persons, set balance.split.keep_existing: false to re-split them by person",
-                column="split",
-            )
-    fixed = {int(g): s[0] for g, s in by_group.items() if s}
-    pulled = np.array([fixed.get(int(g)) for g in groups], dtype=object)
-    out = np.where(pd.isna(pd.Series(out, dtype=object)).to_numpy(), pulled, out)
-    todo = np.flatnonzero(pd.isna(pd.Series(out, dtype=object)).to_numpy())
+    known = pd.DataFrame({"group": groups, "split": given.to_numpy(dtype=object)}).dropna()
+    spread = known.groupby("group")["split"].nunique()
+    if (spread > 1).any():
+        group = spread.index[spread.to_numpy() > 1][0]
+        rows = np.flatnonzero(groups == group)
+        ids = frame["id"].iloc[rows].astype(str).tolist()[:5]
+        splits = sorted(set(known.loc[known["group"] == group, "split"]))
+        raise ManifestError(
+            file,
+            f"rows {ids} share a person but their splits are {splits}; with real datasets whose official "
+            "splits share persons, set balance.split.keep_existing: false to re-split them by person",
+            column="split",
+        )
+    fixed = known.drop_duplicates("group").set_index("group")["split"]
+    out = pd.Series(groups).map(fixed).to_numpy(dtype=object)  # a person's given split holds for all its rows
+    todo = np.flatnonzero(pd.isna(out))
     if todo.size:
         rest = frame.iloc[todo]
         keys = _sources(rest) + "|" + strata.iloc[todo].astype(str)

@@ -116,34 +116,42 @@ def split_counts(key: str, n: int, fractions: Mapping[str, float]) -> dict[str, 
 # ------------------------------------------------------------------------------------------------
 # persons: groups of rows that must share a split
 # ------------------------------------------------------------------------------------------------
-def _keys(values: Sequence[object]) -> list[str | None]:
-    return [None if v is None or (isinstance(v, float) and np.isnan(v)) or v == "" else str(v) for v in values]
-
-
-def person_groups(frame: pd.DataFrame, columns: Sequence[str] = IDENTITY_COLUMNS) -> np.ndarray:
-    """A group number per row: rows sharing a value of any identity column, transitively, share one."""
-    parent = np.arange(len(frame))
-
-    def find(i: int) -> int:
-        root = i
-        while parent[root] != root:
-            root = parent[root]
-        while parent[i] != root:
-            parent[i], i = root, parent[i]
-        return int(root)
-
-    first: dict[str, int] = {}
+def _edges(frame: pd.DataFrame, columns: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(row, first row sharing the value) for every non-empty identity value after its first use."""
+    rows, values = [], []
     for column in columns:
         if column not in frame.columns:
             continue
-        for row, key in enumerate(_keys(frame[column].tolist())):
-            if key is None:
-                continue
-            other = first.setdefault(key, row)
-            if other != row:
-                ra, rb = find(other), find(row)
-                if ra != rb:
-                    parent[max(ra, rb)] = min(ra, rb)
+        series = frame[column]
+        present = (series.notna() & (series.astype(str) != "")).to_numpy()
+        rows.append(np.flatnonzero(present))
+        values.append(series.to_numpy(dtype=object)[present].astype(str))
+    if not rows:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    row = np.concatenate(rows)
+    codes = pd.factorize(np.concatenate(values))[0]
+    first = np.full(codes.max() + 1 if codes.size else 0, len(frame), dtype=np.int64)
+    np.minimum.at(first, codes, row)
+    keep = first[codes] != row
+    return row[keep], first[codes][keep]
+
+
+def person_groups(frame: pd.DataFrame, columns: Sequence[str] = IDENTITY_COLUMNS) -> np.ndarray:
+    """A group number per row: rows sharing a value of any identity column, transitively, share one.
+
+    A union-find over the rows (the leak check in balance finds components its own way)."""
+    parent = list(range(len(frame)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]  # path halving
+            i = parent[i]
+        return i
+
+    for a, b in zip(*(e.tolist() for e in _edges(frame, columns))):
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
     roots = np.array([find(i) for i in range(len(frame))], dtype=np.int64)
     return np.unique(roots, return_inverse=True)[1]
 
