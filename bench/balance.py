@@ -107,12 +107,12 @@ def bench_split(n: int) -> None:
     """Time and peak memory of the balance split and the leak check over `n` rows."""
     import resource
 
+    import sklearn.model_selection  # noqa: F401 - imported before timing (seconds on a cold disk)
+
     from fairforge.balance.leaks import check_no_leaks
     from fairforge.balance.run import strata
     from fairforge.balance.split import assign_splits
     from fairforge.config.balance import SplitConfig
-
-    import sklearn.model_selection  # noqa: F401 - imported before timing (seconds on a cold disk)
 
     def rss_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
