@@ -8,6 +8,8 @@ leak checker must find no person in two splits, and no row may be dropped.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 from realistic_sets import (
@@ -170,3 +172,21 @@ def test_split_sequence_is_stable_and_follows_the_fractions():
         counts = split_counts("male|Asian|20-29", n, FRACTIONS)
         assert all(abs(counts[s] - f * n) < 2 for s, f in FRACTIONS.items())
     assert split_counts("x", 2, {"train": 1.0}) == {"train": 2}
+
+
+def test_the_quick_start_keeps_every_method_in_every_split(tmp_path):
+    """The tiny preset's plan (16 cells x 2 faces, 50/25/25): every method in every split, no leak."""
+    from fairforge.config import load_stage_config
+    from fairforge.generate.plan import config_cells
+
+    config = load_stage_config(Path(__file__).resolve().parents[1] / "pipelines.yaml", "tiny", [])
+    gen = config.generate
+    ctx = PlanContext(0, TAXONOMY, GENERATORS, "r", splits=config.balance.split.fractions)
+    plan = build_plan(gen, tmp_path, ctx, config_cells(gen, TAXONOMY), gen.count_per_cell, None)
+    rows = as_manifest(plan.rows)
+    assert set(rows["method"]) == {"diffusion", "sbi", "inswapper"}
+    for method, part in rows.groupby("method"):
+        assert set(part["split"]) == {"train", "validation", "test"}, method
+    out = rows.assign(split=assign_splits(rows, strata(rows, True), config.balance.split))
+    assert (out["split"] == rows["split"]).all() and len(out) == len(rows)  # nothing moved, nothing dropped
+    assert leaks(out).empty
