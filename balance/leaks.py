@@ -22,9 +22,8 @@ from fairforge.splits import IDENTITY_COLUMNS
 
 def _values(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """(row positions, values) of the non-empty entries of an identity column."""
-    values = column.astype(object).to_numpy()
-    keep = np.array([isinstance(v, str) and v != "" for v in values], dtype=bool)
-    return np.flatnonzero(keep), values[keep].astype(str)
+    keep = (column.notna() & (column.astype(str) != "")).to_numpy()
+    return np.flatnonzero(keep), column.to_numpy(dtype=object)[keep].astype(str)
 
 
 def components(frame: pd.DataFrame, columns: tuple[str, ...] = IDENTITY_COLUMNS) -> np.ndarray:

@@ -54,7 +54,9 @@ def cross_dataset(
     present = [s for s in names if s in sources]
     if not present:
         raise ManifestError(
-            preds.file, f"--intra {names} names no source of the predictions {sources}", column="source"
+            preds.file,
+            f"--intra {' '.join(repr(n) for n in names)} is not a source of the predictions {sources}",
+            column="source",
         )
     intra_sources = set(present)
     intra = present[0]

@@ -43,8 +43,8 @@ def is_release(folder: Path) -> bool:
 def kind_of(spec: str) -> str:
     """`manifest`, `release` or `hub`; anything else is an error naming what was expected."""
     path = Path(spec)
-    if path.is_file() or (path.is_dir() and (path / MANIFEST_NAME).is_file()):
-        return "manifest"
+    if path.is_file() or (path.is_dir() and (path / MANIFEST_NAME).is_file()) or path.suffix == ".parquet":
+        return "manifest"  # a missing .parquet file is named as such by `read_manifest`
     if path.is_dir() and is_release(path):
         return "release"
     if not path.exists() and HUB_ID.match(spec):
