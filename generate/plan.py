@@ -419,8 +419,11 @@ def _fake_target(
             raise ConfigError(f"generate.pool: face {dst} has no split (the pool manifest's split column is empty)")
         if method != "inswapper" or _has_source(cfg, cell, pool, dst_split):
             return dst, dst_split, pool.members(cell, dst_split).index(dst)
-    pair_source(cell, k, 0, pool, cfg.inswapper.pairing, split)  # raises: no split has a source face
-    raise AssertionError("unreachable")
+    raise ConfigError(
+        f"generate.inswapper.pairing: no split of cell {cell_key(cell)} has a source face for a swap "
+        f"(rules {dict(cfg.inswapper.pairing)}; a swap takes both faces from one split: the pool needs two faces "
+        "of one split that a rule pairs)"
+    )
 
 
 def _fake_row(
