@@ -350,13 +350,26 @@ def _spec(cfg: GenerateConfig, method: str) -> dict[str, Any]:
     return {"pairing": dict(cfg.inswapper.pairing), "recognition": cfg.inswapper.recognition}
 
 
-def face_split(ctx: PlanContext, cell: Cell, k: int) -> str:
-    """The split of the k-th pristine face of `cell` (a pure function of the cell, k and fractions)."""
-    return split_sequence(cell_key(cell), 1, ctx.splits, start=k)[0]
+def face_split(ctx: PlanContext, cell: Cell, k: int, start: int | None = None) -> str:
+    """The split of the k-th pristine face of `cell` (a pure function of the cell, k and fractions).
+
+    `start`: where the cell's faces begin in one sequence shared by the plan's cells (the base plan
+    lays its cells end to end, so the whole set follows the fractions exactly even when each cell
+    holds only a few faces); without it the cell's own sequence, offset by a hash of the cell.
+    """
+    if start is None:
+        return split_sequence(cell_key(cell), 1, ctx.splits, start=k)[0]
+    return split_sequence("plan", 1, ctx.splits, start=start + k)[0]
 
 
 def _diffusion_row(
-    cfg: GenerateConfig, ctx: PlanContext, cell: Cell, k: int, request: str, split: str | None = None
+    cfg: GenerateConfig,
+    ctx: PlanContext,
+    cell: Cell,
+    k: int,
+    request: str,
+    split: str | None = None,
+    start: int | None = None,
 ) -> dict[str, Any]:
     d = cfg.diffusion
     seed = derive_seed(ctx.seed, cell, k, "diffusion")
@@ -378,7 +391,7 @@ def _diffusion_row(
         "width": d.width,
         "height": d.height,
         "spec": json.dumps(_spec(cfg, "diffusion"), sort_keys=True),
-        "split": split or face_split(ctx, cell, k),
+        "split": split or face_split(ctx, cell, k, start),
     }
     key = {
         k_: row[k_]
@@ -564,6 +577,7 @@ def build_plan(
         tag = f"topup-{digest[:12]}-{rounds}"
         wanted: list[tuple[Cell, str, int]] = []
         split_of: dict[tuple[Cell, str, int], str] = {}
+        starts: dict[Cell, int] = {}
         used = existing.groupby(["gender", "race", "age", "method"])["k"].max().to_dict() if len(existing) else {}
         for record in frame.itertuples(index=False):
             cell = (record.gender, record.race, record.age)
@@ -577,6 +591,7 @@ def build_plan(
     else:
         tag = "base"
         split_of = {}
+        starts = {cell: i * count_per_cell for i, cell in enumerate(cells)}
         wanted = [(cell, m, k) for m in _method_order(cfg.methods) for cell in cells for k in range(count_per_cell)]
     order = {c: i for i, c in enumerate(ctx.taxonomy.cells(True) + ctx.taxonomy.cells(False))}
     wanted.sort(key=lambda item: (_METHOD_RANK[item[1]], order[item[0]], item[2]))
@@ -586,7 +601,7 @@ def build_plan(
     ids: list[str] = []
     diffusion_new = [w for w in wanted if w[1] == "diffusion"]
     for cell, _method, k in diffusion_new:
-        row = _diffusion_row(cfg, ctx, cell, k, tag, split_of.get((cell, "diffusion", k)))
+        row = _diffusion_row(cfg, ctx, cell, k, tag, split_of.get((cell, "diffusion", k)), starts.get(cell))
         ids.append(row["id"])
         if row["id"] not in known:
             known.add(row["id"])
