@@ -29,7 +29,7 @@ from fairforge.balance.run import strata
 from fairforge.balance.split import assign_splits
 from fairforge.config.balance import SplitConfig
 from fairforge.config.generate import GenerateConfig
-from fairforge.errors import ManifestError
+from fairforge.errors import ConfigError, ManifestError
 from fairforge.generate.plan import PlanContext, build_plan, manifest_pool
 from fairforge.manifest import write_manifest
 from fairforge.splits import person_groups, split_counts, split_sequence
@@ -190,3 +190,21 @@ def test_the_quick_start_keeps_every_method_in_every_split(tmp_path):
     out = rows.assign(split=assign_splits(rows, strata(rows, True), config.balance.split))
     assert (out["split"] == rows["split"]).all() and len(out) == len(rows)  # nothing moved, nothing dropped
     assert leaks(out).empty
+
+
+def test_a_pool_whose_splits_leave_a_swap_no_source_is_named(tmp_path):
+    rows = [
+        {"id": f"p{i}", "path": f"{i}.png", "label": 0, "method": "real", "source": "mine", "split": s,
+         "identity": f"mine/p{i}", "gender": "female", "race": "White", "age": "20-29"}
+        for i, s in enumerate(["train", "validation", "test"])
+    ]  # fmt: skip
+    write_manifest(rows, tmp_path / "pool" / "manifest.parquet", TAXONOMY)
+    pool, _ = manifest_pool(str(tmp_path / "pool"), TAXONOMY)
+    cfg = GenerateConfig(
+        methods=["inswapper"],
+        pool={"source": "manifest", "manifest": str(tmp_path / "pool")},
+        inswapper={"pairing": {"same_cell": 1}},
+    )
+    ctx = PlanContext(0, TAXONOMY, GENERATORS, "r")
+    with pytest.raises(ConfigError, match="no split of cell female-White-20-29 has a source face"):
+        build_plan(cfg, tmp_path / "gen", ctx, [("female", "White", "20-29")], 1, None, pool)
