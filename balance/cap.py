@@ -4,6 +4,11 @@ A cell is gender x race (x age when `with_age`); its `target_per_cell` images ar
 methods by `method_mix` with largest-remainder rounding, so the per-method targets always sum to
 the cell's target exactly. Capping keeps the first rows in input order (the plan's order, then
 each top-up round's), so the same input always gives the same set.
+
+Splits: generate gave every image its split when it planned it, so the first `target` images
+made for a (cell, method) hold that stratum's split shares. The cap keeps each split's share of
+them (a rejected validation face is replaced by a validation face, not by a training one), and
+the deficits name the split each missing image must be made in; generate's top-up makes it there.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from fairforge.taxonomy import UNKNOWN, Taxonomy
 
 CELL = ("gender", "race", "age")
 DEFICIT_COLUMNS = ("gender", "race", "age", "method", "missing")
+#: the deficits' split column (null: any split; generate then continues the cell's split sequence)
+DEFICIT_SPLIT = "split"
 
 
 def method_targets(total: int, mix: dict[str, float]) -> dict[str, int]:
@@ -74,19 +81,44 @@ def cell_keys(frame: pd.DataFrame, with_age: bool) -> pd.DataFrame:
     return keys
 
 
-def cap(frame: pd.DataFrame, cfg: BalanceConfig, taxonomy: Taxonomy) -> tuple[pd.Index, pd.DataFrame, pd.DataFrame]:
-    """Keep at most the target per (cell, method).
+def _split_of(frame: pd.DataFrame) -> pd.Series:
+    if "split" not in frame.columns:
+        return pd.Series([None] * len(frame), index=frame.index, dtype=object)
+    return frame["split"].astype(object).where(frame["split"].notna(), None)
 
-    Returns (kept index, rejects with reason/detail, the target table with `kept` and `missing`).
+
+def cap(
+    frame: pd.DataFrame, cfg: BalanceConfig, taxonomy: Taxonomy, made: pd.DataFrame | None = None
+) -> tuple[pd.Index, pd.DataFrame, pd.DataFrame]:
+    """Keep at most the target per (cell, method), each split at most its share of it.
+
+    `frame`: the rows that passed the filters; `made`: every row made (passed or not), in order,
+    whose first `target` rows per (cell, method) fix each split's share (default: `frame`).
+    Returns (kept index, rejects with reason/detail, the target table with `kept` and `missing`;
+    `table.attrs["by_split"]` holds the missing images per split).
     """
+    made = frame if made is None else made
     table = targets(cfg, taxonomy)
+    key_columns = [*CELL, "method"]
     keyed = pd.concat([cell_keys(frame, cfg.with_age), frame[["method"]]], axis=1)
+    made_keyed = pd.concat([cell_keys(made, cfg.with_age), made[["method"]]], axis=1)
     target_of = {tuple(r[:4]): r[4] for r in table.itertuples(index=False)}
-    rank = keyed.groupby(list(keyed.columns), sort=False, dropna=False).cumcount()
-    limits = pd.Series([target_of.get(tuple(k), 0) for k in keyed.itertuples(index=False)], index=frame.index)
-    untargeted = frame.index[limits == 0]
-    surplus = frame.index[(limits > 0) & (rank >= limits)]
-    kept = frame.index[(limits > 0) & (rank < limits)]
+    # each split's share: the splits of the first `target` rows made per (cell, method)
+    made_rank = made_keyed.groupby(key_columns, sort=False, dropna=False).cumcount()
+    made_limit = pd.Series([target_of.get(tuple(k), 0) for k in made_keyed.itertuples(index=False)], index=made.index)
+    first = made_keyed.assign(split=_split_of(made).fillna("")).loc[made_rank < made_limit]
+    share = first.value_counts(dropna=False).to_dict()  # (cell, method, split) -> count
+    made_count = first[key_columns].value_counts(dropna=False).to_dict()
+
+    split = _split_of(frame).fillna("")
+    rank = keyed.assign(split=split).groupby([*key_columns, "split"], sort=False, dropna=False).cumcount()
+    targeted = pd.Series([tuple(k) in target_of for k in keyed.itertuples(index=False)], index=frame.index)
+    limits = pd.Series(
+        [share.get((*k, s), 0) for k, s in zip(keyed.itertuples(index=False), split)], index=frame.index
+    )
+    untargeted = frame.index[~targeted]
+    surplus = frame.index[targeted & (rank >= limits)]
+    kept = frame.index[targeted & (rank < limits)]
     rejects = pd.concat(
         [
             pd.DataFrame(
@@ -94,18 +126,38 @@ def cap(frame: pd.DataFrame, cfg: BalanceConfig, taxonomy: Taxonomy) -> tuple[pd
                 index=untargeted,
             ),
             pd.DataFrame(
-                {"reason": "surplus", "detail": [f"cell already holds its target of {limits[i]}" for i in surplus]},
+                {
+                    "reason": "surplus",
+                    "detail": [f"cell already holds its target of {target_of[tuple(keyed.loc[i])]}" for i in surplus],
+                },
                 index=surplus,
             ),
         ]
     ).assign(filter="cap")
+    kept_split = keyed.loc[kept].assign(split=split.loc[kept]).value_counts(dropna=False).to_dict()
+    by_split = []
+    for record in table.itertuples(index=False):
+        key = tuple(record[:4])
+        for (*k, s), n in share.items():
+            if tuple(k) == key and n > kept_split.get((*key, s), 0):
+                by_split.append((*key, s or None, n - kept_split.get((*key, s), 0)))
+        unmade = record.target - made_count.get(key, 0)
+        if unmade > 0:  # never made at all: no split known yet
+            by_split.append((*key, None, unmade))
     counts = keyed.loc[kept].value_counts(dropna=False)
     table["kept"] = [int(counts.get(tuple(r[:4]), 0)) for r in table.itertuples(index=False)]
     table["missing"] = table["target"] - table["kept"]
+    table.attrs["by_split"] = pd.DataFrame(by_split, columns=[*key_columns, DEFICIT_SPLIT, "missing"])
     return kept, rejects, table
 
 
 def deficits(table: pd.DataFrame) -> pd.DataFrame:
-    """The contract generate `--top-up` reads: gender, race, age, method (str), missing (int64 > 0)."""
-    out = table.loc[table["missing"] > 0, list(DEFICIT_COLUMNS)].reset_index(drop=True)
-    return out.astype({"gender": str, "race": str, "age": str, "method": str, "missing": "int64"})
+    """The contract generate `--top-up` reads: gender, race, age, method (str), split (str or null),
+    missing (int64 > 0); one row per split a (cell, method) is short in."""
+    by_split = table.attrs.get("by_split")
+    if by_split is None:
+        out = table.loc[table["missing"] > 0, list(DEFICIT_COLUMNS)].reset_index(drop=True)
+        return out.astype({"gender": str, "race": str, "age": str, "method": str, "missing": "int64"})
+    out = by_split.loc[by_split["missing"] > 0].reset_index(drop=True)
+    out = out[[*DEFICIT_COLUMNS[:4], DEFICIT_SPLIT, "missing"]]
+    return out.astype({"gender": str, "race": str, "age": str, "method": str, DEFICIT_SPLIT: object, "missing": "int64"})

@@ -128,6 +128,7 @@ def card_body(
     provenance: Mapping[str, Any],
     acceptance: pd.DataFrame | None,
     repo_id: str | None,
+    referenced: pd.DataFrame | None = None,
 ) -> str:
     comps = meta["components"]
     nc = [c for c in comps if c["non_commercial"]]
@@ -153,13 +154,16 @@ def card_body(
         f"{' x age' if 'age' in manifest and manifest['age'].notna().any() else ''}) holds the same number of "
         "images per method, each image's attributes confirmed by an attribute classifier; real images "
         "from existing datasets may be mixed in. `label` is 0 for real/pristine faces and 1 for fakes "
-        "(face swaps, self-blended images); `method` names how an image was made. Splits are "
-        "identity-disjoint: no face (nor any swap or blend made from it) appears in two splits.",
+        "(face swaps, self-blended images); `method` names how an image was made. Splits (`train`, "
+        "`validation`, `test`) are person-disjoint: no person, nor any swap or blend made from their face, "
+        "appears in two splits (`identity` is the person in an image, `src_identity` the person whose face "
+        "a fake carries; a generated face is its own person). Every fake was made from faces of its own split.",
         "",
         "## Splits",
         "",
         _safe_table(splits.reset_index()),
         "",
+        *_real_section(manifest, referenced, comps),
         "## Images per cell",
         "",
         _safe_table(cells),
@@ -268,6 +272,44 @@ def _filters_text(filters: Mapping[str, Any]) -> str:
         + f" Each cell was then capped at {filters.get('target_per_cell')} images, split over methods as "
         + f"{filters.get('method_mix')}."
     )
+
+
+def _real_section(
+    manifest: pd.DataFrame, referenced: pd.DataFrame | None, comps: Sequence[Mapping[str, Any]]
+) -> list[str]:
+    """Where the real rows are (included, or listed by id), what `identity` means for each source,
+    and the licence each is under."""
+    from fairforge.importers.persons import identity_level
+
+    from .split import SYNTHETIC_SOURCE
+
+    included = manifest[manifest["source"].astype(str) != SYNTHETIC_SOURCE]
+    listed = referenced if referenced is not None else included.iloc[:0]
+    sources = sorted(set(included["source"].astype(str)) | set(listed["source"].astype(str)))
+    if not sources:
+        return []
+    licences = {c["name"]: c["license"] for c in comps if c.get("role") == "real data"}
+    table = pd.DataFrame(
+        [
+            {
+                "source": s,
+                "rows": int((included["source"] == s).sum() + (listed["source"] == s).sum()),
+                "in this release": "yes" if (included["source"] == s).any() else "no: listed by id",
+                "identity": identity_level(s),
+                "license": licences.get(s, "see the source dataset"),
+            }
+            for s in sources
+        ]
+    )
+    lines = ["## Real data", "", _md_table(table), ""]
+    if len(listed):
+        lines += [
+            "Real rows are not redistributed here: `references/real.parquet` lists each one by `id` (the "
+            "importer's `source/relative path`), `source`, `split`, `identity` and attributes. Import the "
+            "datasets you hold with `fairforge import` and select those ids to rebuild the exact mix.",
+            "",
+        ]
+    return lines
 
 
 def render_card(meta: Mapping[str, Any], body: str) -> str:

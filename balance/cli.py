@@ -50,7 +50,9 @@ def _release(args: argparse.Namespace) -> int:
     config = load_stage_config(args.config, args.preset, args.overrides)
     cfg = config.release
     repo_id = args.push or cfg.repo_id
-    result = run_release(args.in_dir, args.out, cfg, config.taxonomy.build(), repo_id=repo_id)
+    result = run_release(
+        args.in_dir, args.out, cfg, config.taxonomy.build(), repo_id=repo_id, include_real=args.include_real or None
+    )
     print(f"release: {result.split_sizes} -> {result.release_dir} (datasets.load_dataset({str(result.release_dir)!r}))")
     if args.push:
         pushed = push_release(
@@ -94,5 +96,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     release.add_argument("--out", required=True, help="RELEASE_DIR")
     release.add_argument("--push", metavar="REPO_ID", help="push to this Hub dataset repo")
     release.add_argument("--private", action="store_true", help="create the repo private")
+    release.add_argument(
+        "--include-real",
+        action="store_true",
+        help="also put the imported real rows in the release (check their licences first); by default they are "
+        "listed by id in references/real.parquet",
+    )
     _add_config_args(release)
     release.set_defaults(func=_release)

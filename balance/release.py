@@ -6,6 +6,11 @@ RELEASE_DIR holds exactly what is published: `README.md` (the dataset card) and
 method, every manifest column), so `load_dataset(RELEASE_DIR)` reads the same thing the Hub would
 serve. `RELEASE_DIR/arrow/` is the `save_to_disk` copy for fast local use; it is not pushed.
 
+What goes in: what fairforge made. Imported real rows (FF++, Celeb-DF, ... under their own
+licences) are not redistributed unless `include_real` is set: `references/real.parquet` lists
+them by id, source, split and person, so a user holding those datasets can rebuild the exact mix.
+Splits are `train`, `validation`, `test`; the set is refused if a person spans two splits.
+
 Each shard records a digest of the rows it holds in its Parquet metadata: a rerun (after a kill,
 or for a large set after a change) rewrites only the shards whose rows changed, and removes shards
 no longer part of the release.
@@ -39,6 +44,8 @@ from fairforge.paths import allowed_roots, claim_output, resolve_inside
 from fairforge.taxonomy import UNKNOWN, Taxonomy
 
 from .card import REPO_ID, card_body, card_metadata, components, render_card
+from .leaks import check_no_leaks
+from .split import SYNTHETIC_SOURCE
 
 if TYPE_CHECKING:
     from datasets import Features
@@ -53,6 +60,9 @@ DIGEST_KEY = b"fairforge_shard_digest"
 #: killed mid-save leaves one, and the next run sweeps it.
 SCRATCH_PREFIX = ".scratch-"
 CLASS_COLUMNS = ("label", "gender", "race", "age", "method")
+REFERENCES = "references/real.parquet"
+#: what `references/real.parquet` keeps of each imported row (no image, no path into the user's disk)
+REFERENCE_COLUMNS = ("id", "source", "split", "label", "method", "identity", "src_identity", "gender", "race", "age")
 LABEL_NAMES = ["real", "fake"]
 
 
@@ -61,6 +71,7 @@ class ReleaseResult:
     release_dir: Path
     split_sizes: dict[str, int]
     files: list[str]  # paths relative to release_dir that a push uploads
+    referenced: int = 0  # imported rows listed in references/real.parquet instead of included
 
 
 def build_features(manifest: pd.DataFrame, taxonomy: Taxonomy) -> Features:
@@ -227,8 +238,11 @@ def run_release(
     cfg: ReleaseConfig,
     taxonomy: Taxonomy,
     repo_id: str | None = None,
+    include_real: bool | None = None,
 ) -> ReleaseResult:
-    """Write RELEASE_DIR from the balance stage's DIR (its manifest with `split`)."""
+    """Write RELEASE_DIR from the balance stage's DIR (its manifest with `split`).
+
+    `include_real` (default `cfg.include_real`): put imported real rows in the shards too."""
     in_dir, release_dir = Path(in_dir), Path(release_dir)
     repo = repo_id or cfg.repo_id
     if repo is not None and not REPO_ID.match(repo):
@@ -243,8 +257,14 @@ def run_release(
         raise ManifestError(
             manifest.attrs["file"], "every row needs a split (run `fairforge balance` first)", row=row, column="split"
         )
+    check_no_leaks(manifest, manifest.attrs["file"])
     claim_output(release_dir, "release", inputs=[in_dir, root])
     sweep_scratch(release_dir)
+    include_real = cfg.include_real if include_real is None else include_real
+    imported = manifest["source"].astype(str) != SYNTHETIC_SOURCE
+    write_references(manifest[imported] if not include_real else manifest.iloc[:0], release_dir)
+    if not include_real:
+        manifest = manifest[~imported].reset_index(drop=True)
     features = build_features(manifest, taxonomy)
     written = write_shards(manifest, root, release_dir, features, cfg, manifest.attrs["file"])
     split_sizes = {s: int((manifest["split"] == s).sum()) for s in written}
@@ -256,10 +276,33 @@ def run_release(
 
     comps = components(provenance, cfg.licenses)
     meta = card_metadata(DatasetInfo(features=features)._to_yaml_dict(), split_sizes, split_bytes, comps, cfg)
-    body = card_body(meta, manifest, provenance, acceptance, repo)
+    referenced = read_references(release_dir)
+    body = card_body(meta, manifest, provenance, acceptance, repo, referenced)
     atomic_write_text(release_dir / CARD, render_card(meta, body))
     if cfg.save_to_disk:
         save_arrow(release_dir)
     files = release_files(release_dir)
     log.info("release: %s rows in %d files -> %s", split_sizes, len(files), release_dir)
-    return ReleaseResult(release_dir, split_sizes, files)
+    return ReleaseResult(release_dir, split_sizes, files, len(referenced))
+
+
+def write_references(rows: pd.DataFrame, release_dir: Path) -> None:
+    """`references/real.parquet`: the imported rows left out, by id, source, split and person."""
+    target = release_dir / REFERENCES
+    if rows.empty:
+        if target.is_file():
+            target.unlink()
+        return
+    table = pa.Table.from_pandas(
+        rows[list(REFERENCE_COLUMNS)].astype(object).where(rows[list(REFERENCE_COLUMNS)].notna(), None),
+        preserve_index=False,
+    )
+    with atomic_open(target, "wb") as handle:
+        pq.write_table(table, handle, compression="zstd")
+
+
+def read_references(release_dir: Path) -> pd.DataFrame:
+    target = release_dir / REFERENCES
+    if not target.is_file():
+        return pd.DataFrame(columns=list(REFERENCE_COLUMNS))
+    return pq.read_table(target).to_pandas()

@@ -21,6 +21,8 @@ from PIL import Image, ImageDraw
 from fairforge.atomic import atomic_open, atomic_write_text
 from fairforge.taxonomy import Taxonomy, group_name
 
+from .split import split_table
+
 FIGURES = "report"
 
 
@@ -180,10 +182,11 @@ def write_report(
         f"{int(acceptance['made'].sum())} generated images checked; {int(acceptance['passed'].sum())} passed every "
         f"filter; {int(acceptance['kept'].sum())} kept after capping each cell at its target "
         f"({int(acceptance['target'].sum())} in all); {int(acceptance['missing'].sum())} still missing. "
-        f"The final manifest holds {len(manifest)} rows ({len(synth)} synthetic, {len(manifest) - len(synth)} real); "
-        f"{int((rejected['reason'] == 'split_crossing').sum()) if len(rejected) else 0} fakes were removed because "
-        "a face they were made from fell in another split."
+        f"The final manifest holds {len(manifest)} rows ({len(synth)} synthetic, {len(manifest) - len(synth)} real), "
+        "split by person: no person, and no fake made from them, is in two splits (checked independently)."
     )
+    doc.heading("Rows per split, per source, label and method")
+    doc.table(split_table(manifest))
     doc.heading("Counts before and after each filter, per cell and method")
     after = [c for c in acceptance.columns if c.startswith("after_")]
     doc.table(

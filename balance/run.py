@@ -4,7 +4,8 @@ Order of work (each step's output is a file in DIR, written atomically):
 1. load the classifiers / detector / embedder once; measurements are cached per image;
 2. the closed loop (`loop.py`): verify -> deficits -> top up -> verify, every round kept;
 3. mix the kept synthetic rows with real rows at `mix.real_ratio`, place the images under DIR;
-4. identity-disjoint splits stratified by cell and label;
+4. the splits: synthetic rows keep the plan's, real rows their official ones (or by person), the
+   rest split by person; the independent leak check refuses a set where a person spans splits;
 5. DIR/manifest.parquet, rejected.parquet, deficits.parquet, acceptance.parquet, provenance.json,
    config.yaml and the report.
 A kill at any point leaves only complete files; a rerun reuses the cached measurements and
@@ -21,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import yaml
 
@@ -33,11 +33,12 @@ from fairforge.manifest import MANIFEST_NAME, read_manifest, to_frame, write_man
 from fairforge.paths import claim_output, component_problem, record_link_targets
 
 from .cap import cell_keys
+from .leaks import check_no_leaks
 from .loop import TopUp, run_loop, write_table
 from .measure import MeasureCache, Measurers
 from .mix import materialize, sample_real
 from .report import write_report
-from .split import assign_splits, crossing_rows, identity_groups
+from .split import assign_splits
 from .verify import RoundResult, verify_round
 
 log = logging.getLogger(__name__)
@@ -158,20 +159,16 @@ def run_balance(
     mixed_roots = pd.concat(roots, ignore_index=True)
     mixed_files = pd.concat(files, ignore_index=True)
 
-    # identity-disjoint splits; fakes whose other face landed elsewhere go (only with `links` < all)
-    mixed["split"] = assign_splits(mixed, strata(mixed, cfg.with_age), cfg.split, str(out_dir / "manifest.parquet"))
-    crossing = crossing_rows(mixed, mixed["split"])
-    crossed = _crossing_table(mixed[crossing], mixed_roots[crossing])
-    keep = ~crossing
-    mixed, mixed_roots = mixed[keep].reset_index(drop=True), mixed_roots[keep].reset_index(drop=True)
-    mixed_files = mixed_files[keep].reset_index(drop=True)
-    _warn_on_giant_group(mixed, cfg)
+    # person-disjoint splits: kept where given, by person elsewhere; nothing is dropped
+    target = str(out_dir / "manifest.parquet")
+    mixed["split"] = assign_splits(mixed, strata(mixed, cfg.with_age), cfg.split, target, config.seed)
+    check_no_leaks(mixed, target)
     if cfg.link == "symlink":  # the links point into the inputs: readers of DIR may follow them there
         record_link_targets(out_dir, sorted(set(mixed_roots)))
     mixed = materialize(mixed, mixed_roots, out_dir, cfg.link, previous=previous, files=mixed_files)
     write_manifest(mixed, out_dir / "manifest.parquet", taxonomy)
 
-    rejected = pd.concat([_rejected_table(result, gen_root), crossed], ignore_index=True)
+    rejected = _rejected_table(result, gen_root)
     write_table(rejected, out_dir / "rejected.parquet")
     write_table(result.deficits, out_dir / "deficits.parquet")
     write_table(result.acceptance, out_dir / "acceptance.parquet")
@@ -193,11 +190,11 @@ def run_balance(
         with_age=cfg.with_age,
     )
     log.info(
-        "balance: %d kept of %d generated, %d real mixed in, %d removed at the split, %d missing -> %s",
+        "balance: %d kept of %d generated, %d real mixed in, splits %s, %d missing -> %s",
         len(synthetic),
         len(result.rows),
         sum(len(p) for p in parts[1:]),
-        len(crossed),
+        mixed["split"].value_counts().to_dict(),
         int(result.deficits["missing"].sum()) if len(result.deficits) else 0,
         out_dir,
     )
@@ -234,25 +231,6 @@ def _rejected_table(result: RoundResult, gen_root: Path) -> pd.DataFrame:
     out = pd.concat([rows, result.rejects[["reason", "detail", "filter"]]], axis=1)
     out.insert(2, "root", str(gen_root))
     return out.reset_index(drop=True)
-
-
-def _crossing_table(rows: pd.DataFrame, roots: pd.Series) -> pd.DataFrame:
-    out = rows[list(REJECT_COLUMNS)].copy()
-    out.insert(2, "root", roots.to_numpy())
-    return out.assign(reason="split_crossing", detail="a face it was made from is in another split", filter="split")
-
-
-def _warn_on_giant_group(frame: pd.DataFrame, cfg: BalanceConfig) -> None:
-    """One identity group bigger than the train share means the splits cannot follow the fractions."""
-    if frame.empty:
-        return
-    largest = np.bincount(identity_groups(frame, cfg.split.links)).max() / len(frame)
-    if largest > cfg.split.train:
-        log.warning(
-            "split: one identity group holds %.0f%% of the rows (swaps chain faces together); the splits cannot "
-            "follow the fractions. Set balance.split.links: [identity] to group a fake with its target face only.",
-            100 * largest,
-        )
 
 
 def _provenance(

@@ -55,7 +55,7 @@ def verify_round(
     measured = measure(frame, root, measurers, cache, progress=progress)
     rows = attach_measurements(frame, measured, cfg)
     alive, filtered = run_filters(rows, cfg, taxonomy)
-    kept, capped, table = cap(rows.loc[alive], cfg, taxonomy)
+    kept, capped, table = cap(rows.loc[alive], cfg, taxonomy, made=rows)
     rejects = pd.concat([filtered, capped]).loc[lambda r: ~r.index.duplicated()]
     acceptance = acceptance_table(rows, rejects, table, cfg.with_age)
     return RoundResult(

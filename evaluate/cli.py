@@ -52,8 +52,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, help=f"bootstrap seed (default {defaults.seed})")
     parser.add_argument(
         "--intra",
+        nargs="+",
+        action="extend",
+        default=None,
         metavar="SOURCE",
-        help="the source the model was trained on (default: the first predictions file's source)",
+        help="the sources the model was trained on: their test rows are intra-dataset, every other source is "
+        "cross (default: the first predictions file's source)",
+    )
+    parser.add_argument(
+        "--dataset",
+        metavar="DATA",
+        help="a manifest, release folder or Hub dataset id: labels and groups are taken from it by `id` "
+        "(the predictions then need only id and score)",
     )
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.set_defaults(func=run)
@@ -68,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         given["plots"] = False
     base = load_stage_config(args.config, args.preset, args.overrides).evaluate
     config = validate(EvaluateConfig, {**base.model_dump(), **given}, prefix="evaluate")
-    report = evaluate_files(args.predictions, args.out, config, progress=True)
+    report = evaluate_files(args.predictions, args.out, config, progress=True, dataset=args.dataset)
     overall, fairness = report["overall"], report["fairness"]["intersectional"]
 
     def show(v: float | None) -> str:

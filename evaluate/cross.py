@@ -8,6 +8,7 @@ their mean.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -34,7 +35,7 @@ def _difference(a: float | None, b: float | None) -> float | None:
 
 def cross_dataset(
     preds: Predictions,
-    intra: str | None = None,
+    intra: str | Sequence[str] | None = None,
     threshold: float = 0.5,
     bootstrap: int = 0,
     seed: int = 0,
@@ -42,27 +43,36 @@ def cross_dataset(
 ) -> dict[str, Any]:
     """Per-source reports, the intra-vs-cross table and the gap (cross minus intra).
 
-    `intra` defaults to the source of the first row (the first predictions file's source).
+    `intra` names the sources the detector was trained on: the synthetic set and every dataset
+    with `role: train` (their held-out test rows are intra-dataset results); every other source
+    (a `role: test` dataset) is cross. Several may be given; the first is the reference the gap
+    is measured from. Default: the source of the first row (the first predictions file's).
+    An intra name absent from the predictions is ignored unless no intra source is present.
     """
     sources = list(preds.source_names)
-    intra = sources[0] if intra is None else intra
-    if intra not in sources:
+    names = [sources[0]] if intra is None else ([intra] if isinstance(intra, str) else list(intra))
+    present = [s for s in names if s in sources]
+    if not present:
         raise ManifestError(
-            preds.file, f"--intra {intra!r} is not a source of the predictions {sources}", column="source"
+            preds.file,
+            f"--intra {' '.join(repr(n) for n in names)} is not a source of the predictions {sources}",
+            column="source",
         )
+    intra_sources = set(present)
+    intra = present[0]
     reports = {
         source: report_from_predictions(preds.of_source(source), threshold, bootstrap, seed, **report_options)
         for source in sources
     }
     table = {
         source: {
-            "role": "intra" if source == intra else "cross",
+            "role": "intra" if source in intra_sources else "cross",
             "n": reports[source]["n"],
             **table_row(reports[source]),
         }
         for source in sources
     }
-    cross = [s for s in sources if s != intra]
+    cross = [s for s in sources if s not in intra_sources]
     gap: dict[str, Any] = {}
     if cross:
         per_source = {s: {m: _difference(table[s][m], table[intra][m]) for m in TABLE_METRICS} for s in cross}
@@ -75,4 +85,5 @@ def cross_dataset(
             "cross_mean": mean_cross,
             "mean": {m: _difference(mean_cross[m], table[intra][m]) for m in TABLE_METRICS},
         }
-    return {"intra": intra, "cross": cross, "table": table, "gap": gap, "sources": reports}
+    intra_list = [s for s in sources if s in intra_sources]
+    return {"intra": intra, "intra_sources": intra_list, "cross": cross, "table": table, "gap": gap, "sources": reports}

@@ -163,6 +163,44 @@ def read_predictions(path: str | os.PathLike[str], taxonomy: Taxonomy) -> Predic
     )
 
 
+def read_scores_for(
+    path: str | os.PathLike[str], dataset: pd.DataFrame, taxonomy: Taxonomy
+) -> Predictions:
+    """Scores (`id`, `score`) of one file, with labels, cells and sources taken from `dataset` by id.
+
+    `dataset` is what `fairforge.resolve.resolve_dataset` gives for a manifest, a release folder or
+    a Hub id: the ground truth stays with the data, so a detector's output needs only ids and scores.
+    """
+    file = str(path)
+    if not Path(file).is_file():
+        raise ManifestError(file, "predictions file not found")
+    try:
+        table = pq.read_table(file)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ManifestError(file, f"not a readable Parquet file ({exc})") from None
+    for name in ("id", "score"):
+        if name not in table.column_names:
+            raise ManifestError(file, f"required column is missing with --dataset (have {table.column_names})", column=name)
+    ids = pd.Series(table.column("id").to_pylist(), dtype=object)
+    truth = dataset.drop_duplicates("id").set_index("id")
+    missing = ~ids.isin(truth.index)
+    if missing.any():
+        row = int(np.flatnonzero(missing.to_numpy())[0])
+        raise ManifestError(
+            file, f"id {ids.iat[row]!r} is not in the dataset ({int(missing.sum())} rows in all)", row=row, column="id"
+        )
+    rows = truth.loc[ids.to_numpy()]
+    return check_predictions(
+        rows["label"].to_numpy(),
+        table.column("score").to_numpy(zero_copy_only=False),
+        rows["gender"].fillna("unknown").to_numpy(dtype=object),
+        rows["race"].fillna("unknown").to_numpy(dtype=object),
+        taxonomy,
+        file,
+        sources=rows["source"].to_numpy(dtype=object),
+    )
+
+
 def concat_predictions(parts: Sequence[Predictions]) -> Predictions:
     """Several checked files as one set (the pooled evaluation); every row keeps its source."""
     first = parts[0]

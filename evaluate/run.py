@@ -20,7 +20,7 @@ from fairforge.config.evaluate import EvaluateConfig
 from fairforge.errors import FairforgeError
 
 from .cross import cross_dataset
-from .inputs import concat_predictions, read_predictions
+from .inputs import concat_predictions, read_predictions, read_scores_for
 from .report import report_from_predictions
 
 PLOT_DIR = "plots"
@@ -31,10 +31,13 @@ def evaluate_files(
     out: str | os.PathLike[str],
     config: EvaluateConfig | None = None,
     progress: bool = False,
+    dataset: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Evaluate predictions files into `out`; returns the report dict written to report.json.
 
-    The groups are those of `config.taxonomy` (the pipeline's `taxonomy:`).
+    The groups are those of `config.taxonomy` (the pipeline's `taxonomy:`). `dataset` (a manifest,
+    release folder or Hub id): labels, cells and sources come from it by `id`, so the predictions
+    need only `id` and `score`.
     """
     config = config or EvaluateConfig()
     taxonomy = config.taxonomy.build("evaluate.taxonomy")
@@ -43,7 +46,13 @@ def evaluate_files(
         raise FairforgeError(f"--out {out}: exists and is not a folder")
     if not predictions:
         raise FairforgeError("no predictions files given")
-    preds = concat_predictions([read_predictions(p, taxonomy) for p in predictions])
+    if dataset is None:
+        preds = concat_predictions([read_predictions(p, taxonomy) for p in predictions])
+    else:
+        from fairforge.resolve import resolve_dataset
+
+        truth = resolve_dataset(dataset, taxonomy)
+        preds = concat_predictions([read_scores_for(p, truth, taxonomy) for p in predictions])
     options = {"ci_level": config.ci_level, "bootstrap_bins": config.bootstrap_bins}
     report = report_from_predictions(
         preds, config.threshold, config.bootstrap, config.seed, progress=progress, **options

@@ -26,11 +26,11 @@ import pyarrow.parquet as pq
 
 from .atomic import atomic_open
 from .errors import ManifestError
+from .splits import SPLITS, normalize_splits
 from .taxonomy import DEFAULT_TAXONOMY, UNKNOWN, Taxonomy
 
 MANIFEST_NAME = "manifest.parquet"
 SHARD_DIR = "shards"
-SPLITS = ("train", "val", "test")
 
 #: Column -> Arrow type, in the order manifests are written.
 FIELDS: dict[str, pa.DataType] = {
@@ -63,6 +63,8 @@ FIELDS: dict[str, pa.DataType] = {
     "guidance": pa.float32(),
     "src_id": pa.string(),
     "dst_id": pa.string(),
+    # for fakes: the person of the source face (the target's person is `identity`)
+    "src_identity": pa.string(),
     # the file as written
     "width": pa.int32(),
     "height": pa.int32(),
@@ -103,6 +105,8 @@ def to_frame(rows: pd.DataFrame | Iterable[Mapping[str, Any]] | pa.Table) -> pd.
     for name in FIELDS:
         if name not in frame.columns:
             frame[name] = None
+    # `val` (and `valid`, `dev`) is read as `validation`, the name the Hub and `datasets` use
+    frame["split"] = normalize_splits(frame["split"])
     extra = [c for c in frame.columns if c not in FIELDS]
     return frame[list(FIELDS) + extra].reset_index(drop=True)
 

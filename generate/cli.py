@@ -32,6 +32,8 @@ def _run(args: argparse.Namespace) -> int:
         phase=args.phase,
         retry_failed=args.retry_failed,
         progress=not args.no_progress,
+        splits=config.balance.split.fractions,
+        keep_existing=config.balance.split.keep_existing,
     )
     summary = run_generate(
         config.generate, args.out, seed=config.seed, taxonomy=config.taxonomy.build(), options=options

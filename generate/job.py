@@ -76,6 +76,9 @@ class JobOptions:
     phase: str = "all"
     retry_failed: bool = False
     progress: bool = True
+    #: split -> fraction of the people (`balance.split`) and whether a real pool keeps its splits
+    splits: dict[str, float] | None = None
+    keep_existing: bool = True
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
@@ -134,6 +137,8 @@ class Job:
         methods = set(cfg.methods) | (set(deficits[0]["method"]) if deficits else set())
         self.render = render_params(cfg)
         ctx = PlanContext(seed, taxonomy, _generators(cfg, methods), render_key(cfg))
+        if options.splits is not None:
+            ctx.splits, ctx.keep_existing = dict(options.splits), options.keep_existing
         self.plan: Plan = build_plan(cfg, self.out, ctx, cells, count, deficits, self.pool)
         self.rows = self.plan.rows
         self.aligner = Aligner(cfg.align.crop_size, cfg.align.face_fraction, cfg.align.center_y)

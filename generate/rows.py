@@ -66,7 +66,7 @@ def manifest_row(
         "method": plan_row["method"],
         "source": SOURCE,
         "domain": plan_row["method"],
-        "split": None,
+        "split": _none(plan_row.get("split")),  # given to the people when the plan was made
         "identity": identity,
         "gender": plan_row["gender"],
         "race": plan_row["race"],
@@ -76,6 +76,7 @@ def manifest_row(
         **prov,
         "src_id": _none(plan_row.get("src_id")),
         "dst_id": _none(plan_row.get("dst_id")),
+        "src_identity": _none(plan_row.get("src_identity")),
         "width": int(image.shape[1]),
         "height": int(image.shape[0]),
         "sha256": hashlib.sha256(data).hexdigest(),

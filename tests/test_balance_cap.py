@@ -46,11 +46,31 @@ def test_cap_keeps_exactly_the_target_and_reports_deficits():
         "x": "not_targeted",
     }
     out = deficits(table)
-    assert out.to_dict("records") == [
-        {"gender": "female", "race": "Black", "age": "unknown", "method": "diffusion", "missing": 2},
-        {"gender": "female", "race": "Black", "age": "unknown", "method": "sbi", "missing": 1},
+    assert out.to_dict("records") == [  # never made: no split known, generate picks it
+        {"gender": "female", "race": "Black", "age": "unknown", "method": "diffusion", "split": None, "missing": 2},
+        {"gender": "female", "race": "Black", "age": "unknown", "method": "sbi", "split": None, "missing": 1},
     ]
-    assert list(out.columns) == ["gender", "race", "age", "method", "missing"] and str(out["missing"].dtype) == "int64"
+    assert list(out.columns) == ["gender", "race", "age", "method", "split", "missing"]
+    assert str(out["missing"].dtype) == "int64"
+
+
+def test_cap_keeps_each_splits_share_and_tops_up_in_that_split():
+    """A rejected validation face is replaced by a validation face, and the deficit says so."""
+    cfg = config(target_per_cell=10, method_mix={"diffusion": 1}, with_age=False, cells=["male-Asian"])
+    splits = ["train"] * 8 + ["validation", "test"] + ["train"] * 3
+    made = pd.DataFrame(
+        [
+            {"id": f"d{i}", "gender": "male", "race": "Asian", "age": "20-29", "method": "diffusion", "split": s}
+            for i, s in enumerate(splits)
+        ]
+    )
+    alive = made[made["id"] != "d8"]  # the validation face failed verification
+    kept, rejects, table = cap(alive, cfg.balance, DEFAULT_TAXONOMY, made=made)
+    assert made.loc[kept, "split"].value_counts().to_dict() == {"train": 8, "test": 1}
+    assert set(made.loc[rejects.index, "id"]) == {"d10", "d11", "d12"}  # extra train faces do not fill it
+    assert deficits(table).to_dict("records") == [
+        {"gender": "male", "race": "Asian", "age": "unknown", "method": "diffusion", "split": "validation", "missing": 1}
+    ]
 
 
 def test_cells_follow_generate_and_groups_expand_over_ages():
@@ -92,6 +112,6 @@ def test_balance_gives_exactly_the_target_per_cell(tmp_path, tiny_cache):
     }
     saved = pd.read_parquet(tmp_path / "out" / "deficits.parquet")
     assert saved.to_dict("records") == [
-        {"gender": "female", "race": "Black", "age": "70+", "method": "diffusion", "missing": 1},
-        {"gender": "female", "race": "Black", "age": "70+", "method": "sbi", "missing": 1},
+        {"gender": "female", "race": "Black", "age": "70+", "method": "diffusion", "split": None, "missing": 1},
+        {"gender": "female", "race": "Black", "age": "70+", "method": "sbi", "split": None, "missing": 1},
     ]

@@ -33,4 +33,4 @@ def test_balance_cli_errors_name_the_config_key(tmp_path, capsys):
     assert main(args + ["--set", "balance.classifiers=[]"]) == 2
     assert "balance.verify.match: no classifier predicts ['gender', 'race', 'age']" in capsys.readouterr().err
     assert main(args + ["--set", "balance.split.train=0.5"]) == 2
-    assert "balance.split: Value error, train + val + test must be 1" in capsys.readouterr().err
+    assert "balance.split: Value error, train + validation + test must be 1" in capsys.readouterr().err

@@ -30,7 +30,7 @@ class ContractTopUp:
     def __call__(self, deficits_path: Path) -> None:
         self.calls.append(str(deficits_path))
         deficits = pd.read_parquet(deficits_path)
-        assert list(deficits.columns) == ["gender", "race", "age", "method", "missing"]
+        assert list(deficits.columns) == ["gender", "race", "age", "method", "split", "missing"]
         assert (deficits["missing"] > 0).all() and str(deficits["missing"].dtype) == "int64"
         tag = hashlib.sha256(deficits_path.read_bytes()).hexdigest()[:8]
         existing = read_manifest(self.gen_dir)
@@ -46,7 +46,10 @@ class ContractTopUp:
                     write_set(self.gen_dir, rows, images)
                     raise KeyboardInterrupt("killed mid top-up")
                 label = 0 if d["method"] == "diffusion" else 1
-                rows.append(row(id_, method=d["method"], label=label, gender=d["gender"], race=d["race"], age=d["age"]))
+                split = d["split"] if isinstance(d["split"], str) else None  # made in the split it is missing in
+                rows.append(
+                    row(id_, method=d["method"], label=label, gender=d["gender"], race=d["race"], age=d["age"], split=split)
+                )
                 images[id_] = face_like(int(hashlib.sha256(id_.encode()).hexdigest()[:8], 16), self.size)
                 made += 1
         write_set(self.gen_dir, rows, images)
@@ -81,8 +84,8 @@ def test_loop_stops_when_every_cell_is_full(tmp_path, tiny_cache):
     assert result.deficits.empty and len(result.manifest) == 8
     first = pd.read_parquet(tmp_path / "out" / "rounds" / "round-00" / "deficits.parquet")
     assert first.to_dict("records") == [
-        {"gender": "female", "race": "White", "age": "30-39", "method": "diffusion", "missing": 1},
-        {"gender": "female", "race": "White", "age": "30-39", "method": "sbi", "missing": 1},
+        {"gender": "female", "race": "White", "age": "30-39", "method": "diffusion", "split": None, "missing": 1},
+        {"gender": "female", "race": "White", "age": "30-39", "method": "sbi", "split": None, "missing": 1},
     ]
     assert (tmp_path / "out" / "rounds" / "round-01" / "acceptance.parquet").is_file()
     assert "Closed-loop rounds" in (tmp_path / "out" / "report.md").read_text()

@@ -9,13 +9,15 @@ import pandas as pd
 import pytest
 from test_balance_lib import config, face_like, make_set, row, write_set
 
+from fairforge.balance.leaks import leaks
 from fairforge.balance.run import run_balance, strata
-from fairforge.balance.split import assign_splits, crossing_rows, identity_groups
+from fairforge.balance.split import assign_splits
 from fairforge.config.balance import SplitConfig
 from fairforge.errors import ManifestError
 from fairforge.manifest import read_manifest
+from fairforge.splits import person_groups
 
-KEYS = ("id", "identity", "src_id", "dst_id")
+KEYS = ("id", "identity", "src_identity", "src_id", "dst_id")
 
 
 def splits_per_key(frame: pd.DataFrame) -> dict[str, set[str]]:
@@ -85,25 +87,29 @@ def test_no_identity_crosses_splits_and_strata_follow_the_fractions():
     frame = planted_frame()
     frame["split"] = assign_splits(frame, strata(frame, with_age=False), SplitConfig())
     assert all(len(s) == 1 for s in splits_per_key(frame).values())
-    groups = identity_groups(frame)
+    groups = person_groups(frame)
     chain = frame.index[frame["id"].isin(["syn-0", "syn-1", "syn-2", "swap-0a", "swap-0b", "sbi-0", "sbi-2"])]
     assert len(set(groups[chain])) == 1
     share = frame["split"].value_counts(normalize=True)
-    assert abs(share["train"] - 0.8) < 0.08 and share["val"] > 0.04 and share["test"] > 0.04
+    assert abs(share["train"] - 0.8) < 0.08 and share["validation"] > 0.04 and share["test"] > 0.04
     for label in (0, 1):  # stratified: each label is spread over the splits too
         assert frame.loc[frame["label"] == label, "split"].nunique() == 3
+    assert leaks(frame).empty
 
 
-def test_keep_existing_split_moves_the_whole_identity_and_conflicts_are_named():
-    frame = planted_frame()
+def test_a_given_split_pulls_the_whole_person_and_conflicts_are_named():
+    frame = planted_frame().assign(source="ffpp")
     frame["split"] = None
     frame.loc[frame["id"] == "real-0-0", "split"] = "test"
-    out = assign_splits(frame, strata(frame, False), SplitConfig(keep_existing=True))
+    out = assign_splits(frame, strata(frame, False), SplitConfig())
     assert set(out[frame["identity"] == "p0"]) == {"test"}
     frame.loc[frame["id"] == "syn-0", "split"] = "train"
-    frame.loc[frame["id"] == "sbi-0", "split"] = "val"
-    with pytest.raises(ManifestError, match=r"share an identity but carry splits \['train', 'val'\]"):
-        assign_splits(frame, strata(frame, False), SplitConfig(keep_existing=True))
+    frame.loc[frame["id"] == "sbi-0", "split"] = "val"  # the old name is read as validation
+    with pytest.raises(ManifestError, match=r"share a person but their splits are \['train', 'validation'\]"):
+        assign_splits(frame, strata(frame, False), SplitConfig())
+    # re-splitting by person ignores the given real splits
+    out = assign_splits(frame, strata(frame, False), SplitConfig(keep_existing=False))
+    assert leaks(frame.assign(split=out)).empty
 
 
 def test_balance_mixes_real_data_at_the_ratio_identity_disjointly(tmp_path, tiny_cache):
@@ -144,56 +150,6 @@ def test_balance_mixes_real_data_at_the_ratio_identity_disjointly(tmp_path, tiny
     assert len(synthetic) == 16 and len(real) == 12  # 0.75 real rows per synthetic row
     assert manifest["path"].str.startswith("images/").all()
     assert all(len(s) == 1 for s in splits_per_key(manifest).values())
-    assert set(manifest["split"]) <= {"train", "val", "test"} and manifest["split"].notna().all()
+    assert set(manifest["split"]) <= {"train", "validation", "test"} and manifest["split"].notna().all()
+    assert leaks(manifest).empty and len(result.rejected.query("reason == 'split_crossing'")) == 0
     assert len(result.manifest) == len(manifest)
-
-
-def test_a_small_set_still_fills_every_split():
-    frame = pd.DataFrame(
-        {"id": [f"s{i}" for i in range(5)], "label": 0, "gender": "male", "race": "Asian", "age": "20-29"}
-    )
-    frame["src_id"] = ["s0", "s0", None, None, None]  # s0 and s1 are one identity
-    out = assign_splits(frame, strata(frame, False), SplitConfig())
-    assert out.value_counts().to_dict() == {"train": 3, "val": 1, "test": 1}
-    assert out[0] == out[1]
-
-
-def test_chained_swaps_split_by_target_and_crossing_fakes_go():
-    """Like generate's pairing: every face is a swap's target and another swap's source, so all
-    faces form one chain. `links: [identity]` splits by target face; fakes whose source face landed
-    in another split are the rows to remove, after which no key is in two splits."""
-    rows = []
-    for i in range(30):
-        g, r = ("male", "Asian") if i % 2 else ("female", "Black")
-        rows.append({"id": f"d{i}", "identity": f"d{i}", "label": 0, "gender": g, "race": r})
-        rows.append(
-            {
-                "id": f"sbi{i}",
-                "identity": f"d{i}",
-                "src_id": f"d{i}",
-                "dst_id": f"d{i}",
-                "label": 1,
-                "gender": g,
-                "race": r,
-            }
-        )
-        rows.append(
-            {
-                "id": f"swap{i}",
-                "identity": f"d{i}",
-                "src_id": f"d{(i + 1) % 30}",
-                "dst_id": f"d{i}",
-                "label": 1,
-                "gender": g,
-                "race": r,
-            }
-        )
-    frame = pd.DataFrame(rows).assign(age="20-29")
-    assert len(set(identity_groups(frame))) == 1  # the strict rule: one group, nothing to split
-    split = assign_splits(frame, strata(frame, False), SplitConfig(links=["identity"]))
-    assert split.nunique() == 3
-    drop = crossing_rows(frame, split)
-    assert drop.any() and frame.loc[drop, "id"].str.startswith("swap").all()  # only cross-split swaps go
-    kept = frame[~drop].assign(split=split[~drop])
-    assert all(len(s) == 1 for s in splits_per_key(kept).values())
-    assert not crossing_rows(frame, assign_splits(frame, strata(frame, False), SplitConfig())).any()

@@ -235,6 +235,7 @@ def test_real_faces_of_an_imported_manifest_are_the_pool(tmp_path):
                 "race": "White",
                 "age": "unknown",
                 "identity": f"p{i}",
+                "split": "train",  # an official split: swaps pair faces within it
             }
         )
     write_manifest(rows, real)

@@ -31,9 +31,14 @@ SEED_0 = 41302385245076833  # derive_seed(0, (male, Asian, 20-29), 0, diffusion)
 GENERATORS = {"diffusion": "tiny:diffusion", "sbi": "sbi", "inswapper": "inswapper_128:0123456789abcdef"}
 
 
-def _plan(tmp_path, cfg=None, deficits=None, count=3, cells=CELLS):
+ONE_SPLIT = {"train": 1.0, "validation": 0.0, "test": 0.0}
+
+
+def _plan(tmp_path, cfg=None, deficits=None, count=3, cells=CELLS, splits=None):
     cfg = cfg or GenerateConfig()
     ctx = PlanContext(seed=0, taxonomy=TAXONOMY, generators=GENERATORS, render="r")
+    if splits is not None:
+        ctx.splits = splits
     return build_plan(cfg, tmp_path, ctx, config_cells(cfg, TAXONOMY, cells), count, deficits)
 
 
@@ -63,9 +68,15 @@ def test_plan_has_one_row_per_image_and_is_idempotent(tmp_path):
     plan.save(tmp_path)
     again = _plan(tmp_path)
     assert again.ids == plan.ids and not again.changed
-    # growing the count keeps every planned row (and its batch) and appends the new ones
+    # growing the count keeps every planned row (and its batch) and appends the new ones; with
+    # several splits a swap whose split had no source face yet may take a new one (one split here)
+    grow = tmp_path / "grow"
+    first = _plan(grow, splits=ONE_SPLIT)
+    first.save(grow)
+    assert set(_plan(grow, count=4, splits=ONE_SPLIT).ids) > set(first.ids)
     bigger = _plan(tmp_path, count=4)
-    assert set(plan.ids) < set(bigger.ids) and len(bigger.ids) == 24
+    assert set(plan.ids) - set(bigger.ids) <= set(rows.loc[rows["method"] == "inswapper", "id"])
+    assert len(bigger.ids) == 24
     old = bigger.frame[bigger.frame["id"].isin(plan.ids)].reset_index(drop=True)
     pd.testing.assert_frame_equal(old, load_plan(tmp_path), check_dtype=False)
 
@@ -101,8 +112,9 @@ def test_prompts_vary_and_are_seeded():
 
 
 def test_pairing_is_balanced_across_rules_and_cells(tmp_path):
+    # one split: rules and cells are dealt over the whole pool (with splits, within each split)
     cfg = GenerateConfig()
-    ctx = PlanContext(seed=0, taxonomy=TAXONOMY, generators=GENERATORS, render="r")
+    ctx = PlanContext(seed=0, taxonomy=TAXONOMY, generators=GENERATORS, render="r", splits=ONE_SPLIT)
     cells = config_cells(
         cfg, TAXONOMY, ["male-Asian-30-39", "male-White-30-39", "male-Black-30-39", "female-Asian-30-39"]
     )

@@ -66,7 +66,9 @@ def test_pgfdd_happy_path(ffpp, tmp_path):
     assert df["method"].tolist() == ["real", "real", "Deepfakes", "Face2Face"]
     assert df["domain"].tolist() == ["real", "real", "Deepfakes", "Face2Face"]  # FF++: domain = method
     assert set(df["source"]) == {"ffpp"} and set(df["split"]) == {"train"} and set(df["age"]) == {"unknown"}
-    assert df["identity"].tolist() == ["ffpp/000", "ffpp/000", "ffpp/000_003", "ffpp/001_002"]
+    # persons, not videos: a manipulated video t_s shows target t with the face of s
+    assert df["identity"].tolist() == ["ffpp/000", "ffpp/000", "ffpp/000", "ffpp/001"]
+    assert df["src_identity"].fillna("").tolist() == ["", "", "ffpp/003", "ffpp/002"]
     assert df["id"].iat[2] == "ffpp/Deepfakes/frames/000_003/0.png"
     # images outside --out are symlinked under out/images; the manifest never leaves its folder
     assert df["path"].iat[2] == "images/Deepfakes/frames/000_003/0.png"
@@ -278,8 +280,10 @@ def test_deepfakebench_happy_path(tmp_path):
     assert ff["label"].tolist() == [0, 1, 1]
     assert ff["method"].tolist() == ["real", "Deepfakes", "Deepfakes"]
     assert ff["domain"].tolist() == ["real", "Deepfakes", "Deepfakes"]
-    assert ff["identity"].tolist() == ["ffpp/000", "ffpp/000_003", "ffpp/000_003"]
+    assert ff["identity"].tolist() == ["ffpp/000", "ffpp/000", "ffpp/000"]  # 000_003: target 000, face of 003
+    assert ff["src_identity"].fillna("").tolist() == ["", "ffpp/003", "ffpp/003"]
     celeb = df[df["source"] == "celebdf"]
+    assert celeb["identity"].tolist() == ["celebdf/id0"]  # id0_0000: celebrity id0
     assert celeb["split"].tolist() == ["test"]  # listed as val and test: kept once, in test
     assert celeb["domain"].tolist() == ["celebdf"]
     assert set(df["gender"]) == {"unknown"} and set(df["race"]) == {"unknown"}

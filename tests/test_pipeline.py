@@ -61,7 +61,7 @@ def test_every_stage_writes_outputs_that_validate(tiny_run):
     assert set(generated["method"]) == {"diffusion", "sbi", "inswapper"}
     assert generated["seed"].notna().all() and generated["sha256"].notna().all()
     balanced = read_manifest(out / "balance", check_files=True)
-    assert set(balanced["split"]) == {"train", "val", "test"}
+    assert set(balanced["split"]) == {"train", "validation", "test"}
     assert (out / "release" / "README.md").is_file() and list((out / "release" / "data").glob("test-*.parquet"))
     assert (out / "train" / "run" / "final" / "model.safetensors").is_file()
     import pandas as pd

@@ -37,6 +37,10 @@ def balanced(tmp_path_factory: pytest.TempPathFactory, tiny_cache: Path) -> Path
     )
     gen = read_manifest(root / "gen")
     gen.loc[gen["method"] == "inswapper", "generator"] = "inswapper_128:cf9c774737f3a048"
+    # the splits generate's plan gives: face i of each cell and the swap made on it share one
+    index = gen["id"].str.rsplit("-", n=1).str[-1].astype(int)
+    later = np.where(gen["gender"] == "female", np.where(gen["race"] == "Black", "test", "validation"), "test")
+    gen["split"] = np.where(index == 0, "train", later)
     write_set(root / "gen", gen.to_dict("records"), {})
     real_rows, images = [], {}
     for p in range(8):
@@ -75,7 +79,7 @@ def test_release_loads_with_load_dataset_with_features_and_counts(balanced, tmp_
     from datasets import ClassLabel, load_dataset, load_from_disk
     from datasets import Image as ImageFeature
 
-    result = run_release(balanced, tmp_path / "rel", ReleaseConfig(), DEFAULT_TAXONOMY)
+    result = run_release(balanced, tmp_path / "rel", ReleaseConfig(include_real=True), DEFAULT_TAXONOMY)
     manifest = read_manifest(balanced)
     files = sorted(p.relative_to(tmp_path / "rel").as_posix() for p in (tmp_path / "rel" / "data").glob("*"))
     assert files == [f"data/{s}-00000-of-00001.parquet" for s in sorted(manifest["split"].unique())]
@@ -99,13 +103,56 @@ def test_release_loads_with_load_dataset_with_features_and_counts(balanced, tmp_
     assert {s: len(d) for s, d in arrow.items()} == result.split_sizes
 
 
+def test_release_holds_what_fairforge_made_and_lists_real_rows_by_id(balanced, tmp_path):
+    from datasets import load_dataset
+
+    result = run_release(balanced, tmp_path / "rel", ReleaseConfig(), DEFAULT_TAXONOMY)
+    manifest = read_manifest(balanced)
+    real = manifest[manifest["source"] == "ffpp"]
+    assert len(real) and result.referenced == len(real)
+    dataset = load_dataset(str(tmp_path / "rel"), cache_dir=str(tmp_path / "hf-cache"))
+    released = pd.concat([d.to_pandas() for d in dataset.values()])
+    assert set(released["source"]) == {"fairforge-synth"}
+    refs = pd.read_parquet(tmp_path / "rel" / "references" / "real.parquet")
+    assert sorted(refs["id"]) == sorted(real["id"]) and set(refs.columns) >= {"id", "source", "split", "identity"}
+    assert "path" not in refs.columns and "references/real.parquet" in result.files
+    card = (tmp_path / "rel" / "README.md").read_text()
+    assert "## Real data" in card and "listed by id" in card
+    # with --include-real the real rows are shards again and the reference list goes
+    again = run_release(balanced, tmp_path / "rel", ReleaseConfig(), DEFAULT_TAXONOMY, include_real=True)
+    assert again.referenced == 0 and not (tmp_path / "rel" / "references" / "real.parquet").exists()
+    assert sum(again.split_sizes.values()) == len(manifest)
+
+
+def test_release_refuses_a_set_where_a_person_spans_two_splits(balanced, tmp_path):
+    from fairforge.errors import ManifestError
+    from fairforge.manifest import write_manifest
+
+    manifest = read_manifest(balanced)
+    counts = manifest["identity"].value_counts()
+    person = counts.index[counts >= 2][0]
+    rows = manifest.index[manifest["identity"] == person]
+    manifest.loc[rows[0], "split"] = "test" if manifest.loc[rows[1], "split"] != "test" else "train"
+    leaking = tmp_path / "leaking"
+    leaking.mkdir()
+    for path in manifest["path"]:
+        target = leaking / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes((balanced / path).read_bytes())
+    write_manifest(manifest, leaking / "manifest.parquet")
+    with pytest.raises(ManifestError, match="span several splits"):
+        run_release(leaking, tmp_path / "rel", ReleaseConfig(), DEFAULT_TAXONOMY)
+    assert not (tmp_path / "rel").exists()  # nothing written
+
+
 def test_card_yaml_parses_and_lists_the_licences(balanced, tmp_path):
-    run_release(balanced, tmp_path / "rel", ReleaseConfig(), DEFAULT_TAXONOMY)
+    result = run_release(balanced, tmp_path / "rel", ReleaseConfig(), DEFAULT_TAXONOMY)
     meta = front_matter(tmp_path / "rel" / "README.md")
     assert meta["license"] == "cc-by-nc-4.0"  # inswapper (insightface) and FF++ are non-commercial
     assert meta["task_categories"] == ["image-classification"] and "deepfake-detection" in meta["tags"]
     assert meta["size_categories"] == ["n<1K"]
-    splits = [s for s in ("train", "val", "test") if s in set(read_manifest(balanced)["split"])]
+    splits = [s for s in ("train", "validation", "test") if s in result.split_sizes]
+    assert splits == ["train", "validation", "test"]  # the names the Hub and `datasets` use
     assert meta["configs"] == [
         {"config_name": "default", "data_files": [{"split": s, "path": f"data/{s}-*"} for s in splits]}
     ]

@@ -103,7 +103,7 @@ def test_missing_manifest_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="data.train: no manifest given"):
         load_manifests([], None, "data.train", DEFAULT_TAXONOMY)
     manifest = make_toy_manifest(tmp_path, n=4)
-    with pytest.raises(ConfigError, match="data.val: no row with split == 'val'"):
+    with pytest.raises(ConfigError, match="data.val: no row with split == 'validation'"):
         load_manifests([str(manifest)], "val", "data.val", DEFAULT_TAXONOMY)
 
 

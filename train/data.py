@@ -33,8 +33,10 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from fairforge.config.train import DataConfig
 from fairforge.errors import ConfigError, FairforgeError, ManifestError
 from fairforge.images import open_image
-from fairforge.manifest import concat_manifests, read_manifest
+from fairforge.manifest import concat_manifests
 from fairforge.paths import allowed_roots, within_roots
+from fairforge.resolve import resolve_dataset
+from fairforge.splits import normalize_split
 from fairforge.taxonomy import UNKNOWN, Taxonomy
 
 from .augment import augment, is_identity
@@ -111,10 +113,12 @@ FILE_COLUMN, ROW_COLUMN = "_manifest", "_file_row"
 
 
 def load_manifests(paths: Sequence[str], split: str | None, key: str, taxonomy: Taxonomy) -> pd.DataFrame:
-    """The rows of every manifest in `paths` with `split == split` (all rows for None), paths rebased."""
+    """The rows of every input in `paths` with `split == split` (all rows for None), paths rebased.
+
+    An input is a manifest, a release folder or a Hub dataset id (`fairforge.resolve`)."""
     if not paths:
         raise ConfigError(f"{key}: no manifest given")
-    frames = [read_manifest(path, taxonomy) for path in paths]
+    frames = [resolve_dataset(path, taxonomy) for path in paths]
     tagged = []
     for k, part in enumerate(frames):
         attrs = dict(part.attrs)
@@ -131,6 +135,7 @@ def select_split(frame: pd.DataFrame, split: str | None, key: str, required: boo
     """The rows of `split` (every row for None); none is an error naming `key`, or None if not `required`."""
     if split is None:
         return frame
+    split = str(normalize_split(split))  # `val` names the validation split too
     part = frame[frame["split"] == split].reset_index(drop=True)
     if part.empty:
         if required:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AliasChoices, ConfigDict, Field, field_validator, model_validator
 
 from .base import StrictModel
 
@@ -115,23 +115,33 @@ class MixConfig(StrictModel):
 
 
 class SplitConfig(StrictModel):
-    """Identity-disjoint train/val/test fractions, stratified by cell and label."""
+    """Person-disjoint train/validation/test fractions, stratified by cell, source and label.
+
+    generate splits the people when it plans (each pristine face its split; every swap and blend
+    takes target and source from one split), so these fractions are read by generate and balance
+    alike. Real datasets keep their official splits unless `keep_existing` is false.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
 
     train: float = Field(0.8, ge=0.0)
-    val: float = Field(0.1, ge=0.0)
+    #: also read as `val`
+    validation: float = Field(0.1, ge=0.0, validation_alias=AliasChoices("validation", "val"))
     test: float = Field(0.1, ge=0.0)
-    #: Keep a split a real manifest already assigns (its identity group follows it).
-    keep_existing: bool = False
-    #: Columns whose shared values put rows in one identity group (`id` always). Swaps drawn across
-    #: cells can chain every face together; `[identity]` groups a fake with its target face only and
-    #: removes the fakes whose source face lands in another split (reason `split_crossing`).
-    links: list[Literal["identity", "src_id", "dst_id"]] = ["identity", "src_id", "dst_id"]
+    #: Keep the split a real manifest already gives (FF++'s, Celeb-DF's official lists); false
+    #: re-splits every real dataset by person (every row of a person, and every fake made from
+    #: them, in one split), stratified like the synthetic rows.
+    keep_existing: bool = True
+
+    @property
+    def fractions(self) -> dict[str, float]:
+        return {"train": self.train, "validation": self.validation, "test": self.test}
 
     @model_validator(mode="after")
     def _sum_to_one(self) -> SplitConfig:
-        total = self.train + self.val + self.test
+        total = self.train + self.validation + self.test
         if abs(total - 1.0) > 1e-6:
-            raise ValueError(f"train + val + test must be 1, got {total}")
+            raise ValueError(f"train + validation + test must be 1, got {total}")
         return self
 
 
@@ -205,3 +215,6 @@ class ReleaseConfig(StrictModel):
     licenses: dict[str, LicenseConfig] = {}
     #: Write the `save_to_disk` copy under RELEASE_DIR/arrow (not pushed).
     save_to_disk: bool = True
+    #: Also put imported real rows (FF++, Celeb-DF, ...) in the shards. Off by default: their
+    #: licences rarely allow redistribution; they are listed in references/real.parquet instead.
+    include_real: bool = False

@@ -22,6 +22,8 @@ class EvaluateConfig(StrictModel):
     bootstrap_bins: int = Field(
         256, ge=2, description="score bins of the bootstrap; exact when the scores take at most this many values"
     )
-    intra: str | None = Field(None, description="the source the model was trained on (default: the first file's)")
+    intra: str | list[str] | None = Field(
+        None, description="the sources the model was trained on (the rest are cross); default: the first file's"
+    )
     plots: bool = Field(True, description="write PNG plots and embed them in report.html")
     taxonomy: TaxonomyConfig = Field(TaxonomyConfig(), description="the groups reported (the pipeline's)")

@@ -33,7 +33,7 @@ class RealDatasetConfig(StrictModel):
     images_root: str
     csv: str | None = None
     json_file: str | None = Field(default=None, alias="json")
-    split: Literal["train", "val", "test"] | None = None
+    split: Literal["train", "validation", "val", "test"] | None = None
     role: Literal["train", "test", "both"] = "both"
     url: str | None = None
 

@@ -36,13 +36,16 @@ class AugmentConfig(StrictModel):
 class DataConfig(StrictModel):
     """Which manifests to read and how to batch them."""
 
-    train: list[str] = Field(default_factory=list, description="training manifests (files or folders)")
+    train: list[str] = Field(
+        default_factory=list, description="training data: manifests (files or folders), release folders or Hub ids"
+    )
     val: list[str] = Field(
-        default_factory=list, description="validation manifests; empty: the `val_split` rows of the training manifests"
+        default_factory=list, description="validation data (same kinds); empty: the `val_split` rows of data.train"
     )
     train_split: str | None = Field("train", description="use only rows with this `split` (null: every row)")
     val_split: str | None = Field(
-        "val", description="validation rows: this split of data.val (or of data.train when data.val is empty)"
+        "validation",
+        description="validation rows: this split of data.val (or of data.train when data.val is empty); `val` also read",
     )
     resolution: int = Field(256, gt=0)
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)

@@ -54,7 +54,7 @@ def _pgfdd_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dataset", required=True, help="source name: ffpp, dfdc (8 groups), dfd, celebdf (6 groups), ..."
     )
-    parser.add_argument("--split", required=True, choices=("train", "val", "test"))
+    parser.add_argument("--split", required=True, choices=("train", "validation", "val", "test"))
     parser.add_argument("--groups", type=int, choices=(6, 8), help="group table size (default: from --dataset)")
     parser.add_argument(
         "--identity", default="video", choices=("video", "file"), help="identity = video folder or file"
@@ -84,7 +84,7 @@ def _deepfakebench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label-map", nargs="+", metavar="NAME=0|1", help="label names -> 0/1 (default: *real* -> 0)")
     parser.add_argument("--compression", default="c23", help="compression level where the JSON has them (default c23)")
     parser.add_argument("--dataset", dest="datasets", nargs="+", help="import only these datasets of the JSON")
-    parser.add_argument("--splits", nargs="+", choices=("train", "val", "test"), help="import only these splits")
+    parser.add_argument("--splits", nargs="+", choices=("train", "validation", "val", "test"), help="import only these splits")
     parser.add_argument("--attributes", type=Path, help="CSV: path or video (+dataset) -> gender, race[, age]")
     parser.add_argument("--strip-prefix", help="remove this leading folder from frame paths")
 

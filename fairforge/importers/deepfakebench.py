@@ -31,10 +31,11 @@ import numpy as np
 import pandas as pd
 
 from fairforge.errors import ConfigError, ManifestError
-from fairforge.manifest import SPLITS
+from fairforge.splits import SPLITS, normalize_split
 from fairforge.taxonomy import UNKNOWN, Taxonomy
 
 from .common import ImportOptions, Problems, finish, read_table_file, relative_paths, require_columns
+from .persons import persons
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ SOURCES: dict[str, str] = {
     "DFDCP": "dfdcp",
 }
 #: a frame listed under several splits is kept in the first of these
-SPLIT_PRIORITY: tuple[str, ...] = ("test", "val", "train")
+SPLIT_PRIORITY: tuple[str, ...] = ("test", "validation", "train")
 #: the flattened JSON fields, one row per frame (also the fields of rejected.parquet)
 FIELDS: tuple[str, ...] = ("dataset", "label_name", "split", "compression", "video", "frame")
 
@@ -117,12 +118,13 @@ def flatten(
         for label_name, split_nodes in labels.items():
             if not isinstance(split_nodes, dict):
                 raise ManifestError(file, f"{dataset}/{label_name}: expected an object of splits")
-            for split, node in split_nodes.items():
+            for split_name, node in split_nodes.items():
+                split = normalize_split(split_name)
                 if split not in SPLITS:
                     raise ManifestError(
-                        file, f"{dataset}/{label_name}: unknown split {split!r}; expected {list(SPLITS)}"
+                        file, f"{dataset}/{label_name}: unknown split {split_name!r}; expected {list(SPLITS)}"
                     )
-                if splits and split not in splits:
+                if splits and split not in [normalize_split(s) for s in splits]:
                     continue
                 where = f"{dataset}/{label_name}/{split}"
                 videos = _videos(node, where, compression, file)
@@ -232,6 +234,12 @@ def import_deepfakebench(
     method = np.where(label == 0, "real", frame["label_name"].map(lambda n: FF_METHODS.get(n, n))).astype(object)
     rel = relative_paths(frame["frame"].tolist(), images_root, problems, "frames", strip_prefix)
     problems.check()
+    person: list[str] = []
+    src_person: list[str | None] = []
+    for name, video in zip(source, frame["video"]):
+        found = persons(name, [video])
+        person.append(found[0][0])
+        src_person.append(found[1][0])
     rows = pd.DataFrame(
         {
             "id": [None if p is None else f"{s}/{p}" for s, p in zip(source, rel)],
@@ -240,7 +248,8 @@ def import_deepfakebench(
             "source": source,
             "domain": np.where(source == "ffpp", method, source),
             "split": frame["split"],
-            "identity": source + "/" + frame["video"],
+            "identity": person,
+            "src_identity": src_person,
             "gender": UNKNOWN,
             "race": UNKNOWN,
             "age": UNKNOWN,
@@ -248,7 +257,7 @@ def import_deepfakebench(
     )
     if attributes is not None:
         kind, table = read_attributes(attributes, options.taxonomy, images_root, strip_prefix)
-        keys = {"path": pd.Series(rel, dtype=object), "dataset/video": rows["identity"], "video": frame["video"]}[kind]
+        keys = {"path": pd.Series(rel, dtype=object), "dataset/video": source + "/" + frame["video"], "video": frame["video"]}[kind]
         found = table.reindex(keys.to_numpy())
         for attribute in ("gender", "race", "age"):
             rows[attribute] = found[attribute].fillna(UNKNOWN).to_numpy()

@@ -7,7 +7,9 @@ subfolder named after a split (`train`, `val`/`validation`, `test`) gives its ro
 unless a `split` column says otherwise.
 
 Columns named like manifest columns are imported (`label`, `gender`, `race`, `age`, `method`,
-`source`, `domain`, `split`, `identity`, `id`, provenance and quality fields); attribute values are
+`source`, `domain`, `split`, `identity`, `src_identity`, `id`, provenance and quality fields; person
+ids are prefixed with the source, `p7` -> `mydata/p7`, so two datasets' persons never collide);
+attribute values are
 mapped onto the taxonomy by name (`Male` -> `male`, `East Asian` -> `Asian`), so a FairFace-style
 annotation imports as is. Other columns are ignored (and named in the log).
 """
@@ -34,10 +36,10 @@ METADATA_NAMES: tuple[str, ...] = ("metadata.csv", "metadata.jsonl")
 #: folder or `split` value -> manifest split
 SPLIT_NAMES: dict[str, str] = {
     "train": "train",
-    "val": "val",
-    "valid": "val",
-    "validation": "val",
-    "dev": "val",
+    "val": "validation",
+    "valid": "validation",
+    "validation": "validation",
+    "dev": "validation",
     "test": "test",
 }
 #: label spellings -> 0/1
@@ -184,6 +186,12 @@ def import_imagefolder(
     if "domain" not in rows.columns:
         rows["domain"] = None
     rows["domain"] = rows["domain"].where(rows["domain"].notna(), rows["source"])
+    for column in ("identity", "src_identity"):
+        if column in rows.columns:
+            rows[column] = [
+                None if v is None or pd.isna(v) or v == "" else (v if str(v).startswith(f"{s}/") else f"{s}/{v}")
+                for s, v in zip(rows["source"], rows[column])
+            ]
     derived = pd.Series([None if p is None else f"{s}/{p}" for s, p in zip(rows["source"], rel)], index=rows.index)
     rows["id"] = rows["id"].where(rows["id"].notna(), derived) if "id" in rows.columns else derived
     dup = rows["id"].duplicated(keep="first") & rows["id"].notna() & pd.Series(problems.good)

@@ -17,10 +17,11 @@ import numpy as np
 import pandas as pd
 
 from fairforge.errors import ConfigError
-from fairforge.manifest import SPLITS
+from fairforge.splits import SPLITS, normalize_split
 from fairforge.taxonomy import PGFDD_GROUPS_6, PGFDD_GROUPS_8, UNKNOWN, group_name
 
 from .common import ImportOptions, Problems, finish, read_table_file, relative_paths, require_columns
+from .persons import persons
 
 #: group tables by size (docs/manifest.md, "Importers")
 GROUP_TABLES: dict[int, tuple[tuple[str, str], ...]] = {8: PGFDD_GROUPS_8, 6: PGFDD_GROUPS_6}
@@ -85,6 +86,7 @@ def import_pgfdd(
     Returns the manifest path. Bad rows raise `ManifestError` naming the CSV, the 1-based data row
     and the column, or with `options.skip_bad` go to `out/rejected.parquet`.
     """
+    split = str(normalize_split(split))
     if split not in SPLITS:
         raise ConfigError(f"--split: expected one of {list(SPLITS)}, got {split!r}")
     n_groups = group_count(dataset, groups)
@@ -156,6 +158,11 @@ def import_pgfdd(
     rel = relative_paths(frame["img_path"].tolist(), Path(images_root), problems, "img_path", strip_prefix)
     problems.check()
     rule = IDENTITY_RULES[identity]
+    units = [None if p is None else rule(p) for p in rel]
+    # videos named after their persons (FF++ `t_s`, Celeb-DF `idN`) give the persons, else the video
+    person, src_person = persons(dataset, [u or "" for u in units]) if identity == "video" else ([], [])
+    if identity != "video":
+        person, src_person = [f"{dataset}/{u}" for u in units], [None] * len(units)
     rows = pd.DataFrame(
         {
             "id": [None if p is None else f"{dataset}/{p}" for p in rel],
@@ -164,7 +171,8 @@ def import_pgfdd(
             "source": dataset,
             "domain": method if dataset in METHOD_DOMAINS else dataset,
             "split": split,
-            "identity": [None if p is None else f"{dataset}/{rule(p)}" for p in rel],
+            "identity": [None if u is None else p for u, p in zip(units, person)],
+            "src_identity": src_person,
             "gender": genders,
             "race": races,
             "age": UNKNOWN,

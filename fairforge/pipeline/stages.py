@@ -142,9 +142,11 @@ def plan_train(ctx: StageContext) -> StagePlan:
 
 
 def _test_sets(ctx: StageContext) -> list[tuple[str, Path, str | None]]:
-    """(name, manifest, split) of every test set: the balanced set's test split and the real test datasets."""
+    """(name, manifest, split) of every test set: the balanced set's test split (which holds the
+    held-out rows of every training dataset too) and, whole, each dataset with `role: test`."""
     sets: list[tuple[str, Path, str | None]] = [(SYNTH_SOURCE, ctx.stage_dir("balance") / MANIFEST_NAME, "test")]
-    sets += [(name, manifest, None) for name, manifest in _imported(ctx, "test")]
+    held_out = {d.name for d in ctx.cfg.datasets if d.role == "test"}
+    sets += [(name, manifest, None) for name, manifest in _imported(ctx, "test") if name in held_out]
     return sets
 
 
@@ -171,7 +173,9 @@ def plan_predict(ctx: StageContext) -> StagePlan:
 def plan_evaluate(ctx: StageContext) -> StagePlan:
     predictions = [ctx.stage_dir("predict") / f"{name}.parquet" for name, _, _ in _test_sets(ctx)]
     out = ctx.stage_dir("evaluate")
-    command = ctx.fairforge("evaluate", *ctx.config_args(), "--out", out, "--intra", SYNTH_SOURCE)
+    # intra: what the detector was trained on (the synthetic set and every dataset mixed into it)
+    trained = [SYNTH_SOURCE, *(name for name, _ in _imported(ctx, "train"))]
+    command = ctx.fairforge("evaluate", *ctx.config_args(), "--out", out, "--intra", *trained)
     for p in predictions:
         command += ["--predictions", p]
     return StagePlan(
