@@ -135,19 +135,23 @@ def cap(
         ]
     ).assign(filter="cap")
     kept_split = keyed.loc[kept].assign(split=split.loc[kept]).value_counts(dropna=False).to_dict()
-    by_split = []
+    # (cell, method, split) -> missing; made-without-split and never-made both land on split None
+    by_split: dict[tuple, int] = {}
     for record in table.itertuples(index=False):
         key = tuple(record[:4])
         for (*k, s), n in share.items():
             if tuple(k) == key and n > kept_split.get((*key, s), 0):
-                by_split.append((*key, s or None, n - kept_split.get((*key, s), 0)))
+                slot = (*key, s or None)
+                by_split[slot] = by_split.get(slot, 0) + n - kept_split.get((*key, s), 0)
         unmade = record.target - made_count.get(key, 0)
         if unmade > 0:  # never made at all: no split known yet
-            by_split.append((*key, None, unmade))
+            by_split[(*key, None)] = by_split.get((*key, None), 0) + unmade
     counts = keyed.loc[kept].value_counts(dropna=False)
     table["kept"] = [int(counts.get(tuple(r[:4]), 0)) for r in table.itertuples(index=False)]
     table["missing"] = table["target"] - table["kept"]
-    table.attrs["by_split"] = pd.DataFrame(by_split, columns=[*key_columns, DEFICIT_SPLIT, "missing"])
+    table.attrs["by_split"] = pd.DataFrame(
+        [(*slot, n) for slot, n in by_split.items()], columns=[*key_columns, DEFICIT_SPLIT, "missing"]
+    )
     return kept, rejects, table
 
 

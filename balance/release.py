@@ -210,7 +210,8 @@ def release_files(release_dir: Path) -> list[str]:
     """The files a push uploads: the card and the shards a release wrote, nothing else.
 
     A stray file in RELEASE_DIR (a note, a symlink to a secret) is never pushed: only regular
-    files count, and under `data/` only Parquet shards carrying the release's digest.
+    files count, and under `data/` only Parquet shards carrying the release's digest (as does
+    `references/real.parquet`, the imported rows listed by id).
     """
     out = []
     card = release_dir / CARD
@@ -221,6 +222,9 @@ def release_files(release_dir: Path) -> list[str]:
         for path in sorted(data.glob("*.parquet")):
             if path.is_file() and not path.is_symlink() and is_our_shard(path):
                 out.append(f"{DATA}/{path.name}")
+    references = release_dir / REFERENCES
+    if references.is_file() and not references.is_symlink() and is_our_shard(references):
+        out.append(REFERENCES)
     return out
 
 
@@ -264,7 +268,7 @@ def run_release(
     imported = manifest["source"].astype(str) != SYNTHETIC_SOURCE
     write_references(manifest[imported] if not include_real else manifest.iloc[:0], release_dir)
     if not include_real:
-        manifest = manifest[~imported].reset_index(drop=True)
+        manifest = manifest[~imported]  # the index stays the manifest file's row, for messages
     features = build_features(manifest, taxonomy)
     written = write_shards(manifest, root, release_dir, features, cfg, manifest.attrs["file"])
     split_sizes = {s: int((manifest["split"] == s).sum()) for s in written}
@@ -297,6 +301,8 @@ def write_references(rows: pd.DataFrame, release_dir: Path) -> None:
         rows[list(REFERENCE_COLUMNS)].astype(object).where(rows[list(REFERENCE_COLUMNS)].notna(), None),
         preserve_index=False,
     )
+    # marked like a shard, so that `release_files` knows the release wrote it
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), DIGEST_KEY: b"references"})
     with atomic_open(target, "wb") as handle:
         pq.write_table(table, handle, compression="zstd")
 

@@ -111,7 +111,7 @@ def test_every_filter_rejects_its_planted_image(tmp_path, tiny_cache):
     assert detail["exactdup"] == "same bytes as good0" and detail["sameid"].endswith("with good2")
     assert sorted(result.manifest["id"]) == ["good0", "good1", "good2"]
     assert result.deficits.to_dict("records") == [
-        {"gender": "female", "race": "Asian", "age": "20-29", "method": "diffusion", "missing": 3}
+        {"gender": "female", "race": "Asian", "age": "20-29", "method": "diffusion", "split": None, "missing": 3}
     ]
     acc = result.acceptance.set_index(["gender", "age", "method"])
     cell = acc.loc[("male", "20-29", "diffusion")]

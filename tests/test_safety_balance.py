@@ -132,7 +132,7 @@ def test_release_keeps_foreign_files_and_pushes_only_its_own(tmp_path: Path) -> 
             "README.md",
             "data/test-00000-of-00001.parquet",
             "data/train-00000-of-00001.parquet",
-            "data/val-00000-of-00001.parquet",
+            "data/validation-00000-of-00001.parquet",
         ]
     )
 

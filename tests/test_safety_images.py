@@ -141,13 +141,13 @@ def test_release_decodes_before_embedding(tmp_path: Path) -> None:
 
     folder = tmp_path / "dir"
     rows = []
-    for i, split in enumerate(["train", "val", "test"]):
+    for i, split in enumerate(["train", "validation", "test"]):
         png(folder / f"img/{i}.png", i)
         rows.append(
-            {"id": f"r{i}", "path": f"img/{i}.png", "label": 0, "method": "real", "source": "toy", "split": split}
+            {"id": f"r{i}", "path": f"img/{i}.png", "label": 0, "method": "diffusion", "source": "fairforge-synth", "split": split}
         )
     write_manifest(rows, folder / "manifest.parquet")
     (folder / "img" / "1.png").write_bytes(bomb_png())
     with pytest.raises(ManifestError, match=r"manifest.parquet row 1 column 'path': .*pixels"):
         run_release(folder, tmp_path / "rel", ReleaseConfig(save_to_disk=False), DEFAULT_TAXONOMY)
-    assert not list((tmp_path / "rel").glob("data/val-*"))  # the bomb's split got no shard
+    assert not list((tmp_path / "rel").glob("data/validation-*"))  # the bomb's split got no shard
