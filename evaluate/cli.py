@@ -21,7 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Per-group AUC/ACC/EER/AP/FPR/TPR/PR and the fairness metrics F_FPR, F_OAE, F_DP, F_MEO, F_AUC,"
             " F_EFPR, F_EO (intersectional, gender, race); intra vs cross dataset by `source`. Writes"
-            " DIR/report.json, DIR/report.md, DIR/report.html and DIR/plots/*.png."
+            " DIR/report.json, DIR/report.md, DIR/report.html, DIR/predictions.csv, DIR/metrics.csv and"
+            " DIR/plots/*.png, *.svg. Degenerate results are listed as warnings."
         ),
     )
     parser.add_argument(
@@ -40,7 +41,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="predicted fake when score >= T (default %(default)s)",
     )
     parser.add_argument(
-        "--bootstrap", type=int, default=defaults.bootstrap, metavar="N", help="bootstrap resamples for 95%% intervals"
+        "--bootstrap",
+        type=int,
+        default=defaults.bootstrap,
+        metavar="N",
+        help="stratified bootstrap resamples for the 95%% intervals (default %(default)s; 0 skips them)",
+    )
+    parser.add_argument(
+        "--min-group-n",
+        type=int,
+        default=defaults.min_group_n,
+        metavar="N",
+        help="groups with fewer rows are named in a warning (default %(default)s)",
     )
     parser.add_argument("--seed", type=int, default=defaults.seed, help="bootstrap seed (default %(default)s)")
     parser.add_argument(
@@ -49,7 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="SOURCE",
         help="the source the model was trained on (default: the first predictions file's source)",
     )
-    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG/SVG plots")
     parser.set_defaults(func=run)
 
 
@@ -63,19 +75,32 @@ def run(args: argparse.Namespace) -> int:
             "bootstrap": args.bootstrap,
             "seed": args.seed,
             "intra": args.intra,
+            "min_group_n": args.min_group_n,
             "plots": not args.no_plots,
         },
         prefix="evaluate",
     )
     report = evaluate_files(args.predictions, args.out, config, progress=True)
     overall, fairness = report["overall"], report["fairness"]["intersectional"]
+    ci = report.get("ci") or {}
 
-    def show(v: float | None) -> str:
-        return "n/a" if v is None else f"{v:.4f}"
+    def show(v: float | None, *path: str) -> str:
+        if v is None:
+            return "n/a"
+        interval: object = ci
+        for key in path:
+            interval = interval.get(key, {}) if isinstance(interval, dict) else None
+        extra = f" [{interval[0]:.4f}, {interval[1]:.4f}]" if isinstance(interval, list) else ""
+        return f"{v:.4f}{extra}"
 
     print(
-        f"evaluated {report['n']} predictions: AUC {show(overall['auc'])}, ACC {show(overall['acc'])},"
-        f" EER {show(overall['eer'])}; intersectional F_FPR {show(fairness['F_FPR'])}, F_MEO {show(fairness['F_MEO'])}"
+        f"evaluated {report['n']} predictions: AUC {show(overall['auc'], 'overall', 'auc')},"
+        f" ACC {show(overall['acc'], 'overall', 'acc')}, EER {show(overall['eer'])};"
+        f" intersectional F_FPR {show(fairness['F_FPR'], 'fairness', 'intersectional', 'F_FPR')},"
+        f" F_MEO {show(fairness['F_MEO'], 'fairness', 'intersectional', 'F_MEO')}"
     )
-    print(f"wrote {args.out}/report.json, report.md, report.html" + (", plots/" if config.plots else ""))
+    if report["warnings"]:
+        print(f"{len(report['warnings'])} warning(s): see the log above and the report's Summary")
+    written = "report.json, report.md, report.html, predictions.csv, metrics.csv"
+    print(f"wrote {args.out}/{{{written}}}" + (", plots/" if config.plots else ""))
     return 0

@@ -16,7 +16,7 @@ from fairforge.errors import ManifestError
 
 from .inputs import Predictions
 from .metrics import FAIRNESS_METRICS
-from .report import report_from_predictions
+from .report import basic_interval, evaluate_predictions
 
 #: Columns of the intra-vs-cross table: detection metrics (overall) then intersectional fairness.
 TABLE_METRICS: tuple[str, ...] = ("auc", "acc", "eer", "ap", *FAIRNESS_METRICS)
@@ -50,10 +50,12 @@ def cross_dataset(
         raise ManifestError(
             preds.file, f"--intra {intra!r} is not a source of the predictions {sources}", column="source"
         )
-    reports = {
-        source: report_from_predictions(preds.of_source(source), threshold, bootstrap, seed, **report_options)
-        for source in sources
+    # Each source is resampled on its own stream (seed, index), so the sources' resamples are independent.
+    evaluated = {
+        source: evaluate_predictions(preds.of_source(source), threshold, bootstrap, (seed, i), **report_options)
+        for i, source in enumerate(sources)
     }
+    reports = {source: report for source, (report, _) in evaluated.items()}
     table = {
         source: {
             "role": "intra" if source == intra else "cross",
@@ -75,4 +77,45 @@ def cross_dataset(
             "cross_mean": mean_cross,
             "mean": {m: _difference(mean_cross[m], table[intra][m]) for m in TABLE_METRICS},
         }
-    return {"intra": intra, "cross": cross, "table": table, "gap": gap, "sources": reports}
+    level = report_options.get("ci_level", 0.95)
+    samples = {source: replicates for source, (_, replicates) in evaluated.items()}
+    ci = table_intervals(table, gap, samples, intra, cross, level) if bootstrap > 0 else {}
+    return {"intra": intra, "cross": cross, "table": table, "gap": gap, "sources": reports, "ci": ci}
+
+
+def table_intervals(
+    table: dict[str, Any],
+    gap: dict[str, Any],
+    samples: dict[str, dict[str, np.ndarray]],
+    intra: str,
+    cross: list[str],
+    level: float,
+) -> dict[str, Any]:
+    """Intervals of every bootstrapped table value and of the gaps (cross minus intra, per source and mean).
+
+    A gap's replicates pair the i-th resample of the cross source with the i-th of the intra
+    source; the two are drawn independently, as the two test sets are independent samples.
+    """
+    metrics = list(samples[intra])
+
+    def bounded(metric: str) -> tuple[float, float | None]:
+        return (0.0, None) if metric.startswith("F_") else (0.0, 1.0)
+
+    out: dict[str, Any] = {
+        "table": {
+            s: {m: basic_interval(samples[s][m], table[s][m], level, *bounded(m)) for m in metrics} for s in table
+        }
+    }
+    if cross:
+        per_source = {
+            s: {m: basic_interval(samples[s][m] - samples[intra][m], gap["per_source"][s][m], level) for m in metrics}
+            for s in cross
+        }
+        mean = {
+            m: basic_interval(
+                np.mean([samples[s][m] for s in cross], axis=0) - samples[intra][m], gap["mean"][m], level
+            )
+            for m in metrics
+        }
+        out["gap"] = {"per_source": per_source, "mean": mean}
+    return out

@@ -84,8 +84,19 @@ def test_end_to_end_writes_report_md_html_and_plots(rendered):
         *(f"plots/{p}" for p in ("bars_intersectional.png", "roc.png", "scores.png", "intra_cross.png")),
     ):
         assert (out / name).stat().st_size > 1000, name
+    for name in ("roc.svg", "intra_cross.svg", "bars_intersectional_celebdf.svg"):
+        assert (out / "plots" / name).read_text().lstrip().startswith("<?xml"), name
     html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 6
+    assert html.count("data:image/png;base64,") == 9  # 6 pooled plots + one group plot per source
+    assert "Fairness (pooled: all sources together)" in html and "Source celebdf (cross): 800 predictions" in html
+    gap_ci = report["ci"]["gap"]["per_source"]["celebdf"]["F_FPR"]
+    assert gap_ci[0] <= gap <= gap_ci[1]
+    assert set(report["ci"]["table"]) == {"ffpp", "celebdf", "dfdc"}
+    metrics_csv = pd.read_csv(out / "metrics.csv")
+    assert set(metrics_csv["source"]) == {"pooled", "ffpp", "celebdf", "dfdc"}
+    row = metrics_csv.query("source == 'pooled' and attribute == 'intersectional' and metric == 'F_FPR'")
+    assert row["value"].item() == pytest.approx(report["fairness"]["intersectional"]["F_FPR"])
+    assert len(pd.read_csv(out / "predictions.csv")) == 2400
     md = (out / "report.md").read_text()
     assert "## Intra vs cross dataset (intra: ffpp)" in md and "](plots/roc.png)" in md
     assert not list(folder.glob(".report.*"))  # no staging folder left
