@@ -19,8 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "evaluate",
         help="detection and fairness metrics, reports and plots from predictions",
         description=(
-            "Per-group AUC/ACC/EER/AP/FPR/TPR/PR and the fairness metrics F_FPR, F_OAE, F_DP, F_MEO, F_AUC,"
-            " F_EFPR, F_EO (intersectional, gender, race); intra vs cross dataset by `source`. Writes"
+            "Per-group AUC/ACC/EER/AP/FPR/TPR/PR and the fairness gaps F_* (intersectional, gender, race; each"
+            " defined in the report); intra vs cross dataset by `source`, frame and video level. Writes"
             " DIR/report.json, DIR/report.md, DIR/report.html, DIR/predictions.csv, DIR/metrics.csv and"
             " DIR/plots/*.png, *.svg. Degenerate results are listed as warnings."
         ),

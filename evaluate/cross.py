@@ -79,33 +79,31 @@ def cross_dataset(
         }
     level = report_options.get("ci_level", 0.95)
     samples = {source: replicates for source, (_, replicates) in evaluated.items()}
-    ci = table_intervals(table, gap, samples, intra, cross, level) if bootstrap > 0 else {}
+    ci = table_intervals(reports, gap, samples, intra, cross, level) if bootstrap > 0 else {}
     return {"intra": intra, "cross": cross, "table": table, "gap": gap, "sources": reports, "ci": ci}
 
 
 def table_intervals(
-    table: dict[str, Any],
+    reports: dict[str, Any],
     gap: dict[str, Any],
     samples: dict[str, dict[str, np.ndarray]],
     intra: str,
     cross: list[str],
     level: float,
 ) -> dict[str, Any]:
-    """Intervals of every bootstrapped table value and of the gaps (cross minus intra, per source and mean).
+    """Intervals of every bootstrapped table value (each source's own report's) and of the gaps.
 
     A gap's replicates pair the i-th resample of the cross source with the i-th of the intra
-    source; the two are drawn independently, as the two test sets are independent samples.
+    source; the two are drawn independently, as the two test sets are independent samples, and
+    the gap gets the basic interval of those differences.
     """
     metrics = list(samples[intra])
 
-    def bounded(metric: str) -> tuple[float, float | None]:
-        return (0.0, None) if metric.startswith("F_") else (0.0, 1.0)
+    def own(report: dict[str, Any], metric: str) -> list[float] | None:
+        ci = report["ci"]
+        return ci["fairness"]["intersectional"][metric] if metric.startswith("F_") else ci["overall"][metric]
 
-    out: dict[str, Any] = {
-        "table": {
-            s: {m: basic_interval(samples[s][m], table[s][m], level, *bounded(m)) for m in metrics} for s in table
-        }
-    }
+    out: dict[str, Any] = {"table": {s: {m: own(report, m) for m in metrics} for s, report in reports.items()}}
     if cross:
         per_source = {
             s: {m: basic_interval(samples[s][m] - samples[intra][m], gap["per_source"][s][m], level) for m in metrics}

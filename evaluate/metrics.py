@@ -138,11 +138,16 @@ def f_eo(s: GroupStats, overall: GroupStats) -> np.ndarray:
 
 @dataclass(frozen=True)
 class FairnessMetric:
-    """A fairness metric, the group metrics it reads, and its definition as the report prints it."""
+    """A fairness metric, the group metrics it reads, its form, and its definition as the report prints it.
+
+    `form` is "spread" (max over `uses` of max_g - min_g) or "sum" (sum_g |value_g - overall|); the
+    intervals of the two are made differently (see `report.py`).
+    """
 
     compute: Callable[[GroupStats, GroupStats], np.ndarray]
     uses: tuple[str, ...]
     definition: str
+    form: str = "spread"
 
 
 #: Fairness metrics in report order; all in percent.
@@ -152,6 +157,6 @@ FAIRNESS_METRICS: dict[str, FairnessMetric] = {
     "F_DP": FairnessMetric(f_dp, ("pr",), "100 (max_g PR_g - min_g PR_g)"),
     "F_MEO": FairnessMetric(f_meo, ("fpr", "tpr"), "100 max(max-min of FPR_g, max-min of TPR_g)"),
     "F_AUC": FairnessMetric(f_auc, ("auc",), "100 (max_g AUC_g - min_g AUC_g)"),
-    "F_EFPR": FairnessMetric(f_efpr, ("fpr",), "100 sum_g |FPR_g - FPR_all|"),
-    "F_EO": FairnessMetric(f_eo, ("fpr", "tpr"), "100 sum_g (|FPR_g - FPR_all| + |TPR_g - TPR_all|)"),
+    "F_EFPR": FairnessMetric(f_efpr, ("fpr",), "100 sum_g |FPR_g - FPR_all|", "sum"),
+    "F_EO": FairnessMetric(f_eo, ("fpr", "tpr"), "100 sum_g (|FPR_g - FPR_all| + |TPR_g - TPR_all|)", "sum"),
 }

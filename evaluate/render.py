@@ -192,9 +192,7 @@ def sections(report: dict[str, Any], plots: dict[str, bytes]) -> list[Section]:
     pooled = len(by_source.get("sources", {})) > 1
     scope = " (pooled: all sources together)" if pooled else ""
     intro = Section("Summary", level=2)
-    intro.warnings += [
-        (f"{w['scope']}: " if "scope" in w else "") + w["message"] for w in report.get("warnings", [])
-    ]
+    intro.warnings += [(f"{w['scope']}: " if "scope" in w else "") + w["message"] for w in report.get("warnings", [])]
     intro.text.append(
         f"{report['n']} predictions from {', '.join(report.get('inputs', [])) or 'arrays'}. Predicted fake when"
         f" score >= {report['threshold']:g}. Rates are fractions; F_* fairness metrics are percent."

@@ -3,11 +3,17 @@
 `train` calls `fairness_report` every epoch on its validation predictions, so this module stays
 light: numpy and pandas, no plotting, no file I/O.
 
-Intervals are basic (reverse-percentile) bootstrap intervals, [2 t - q_hi, 2 t - q_lo] for an
-estimate t and bootstrap quantiles q: a max-min gap is biased upward (the largest of several
-noisy rates overshoots the largest true rate), and its bootstrap replicates overshoot the
-estimate by about as much, so reflecting them removes that bias where the percentile interval
-doubles it. Each interval is clipped to the metric's range.
+Intervals. A max-min gap is biased upward (the largest of several noisy rates overshoots the
+largest true rate) and its bootstrap replicates overshoot the estimate again, so the percentile
+interval of the replicates can exclude the estimate and rarely covers the truth. Here:
+- group rates, AUC, the sum-form gaps and differences of gaps: basic (reverse-percentile)
+  bootstrap intervals [2 t - q_hi, 2 t - q_lo] for an estimate t and bootstrap quantiles q,
+  which subtract the bootstrap's estimate of the bias instead of adding it;
+- max-min gaps (F_FPR, F_OAE, F_DP, F_AUC, F_MEO): the projection of the compared groups' basic
+  intervals [lo_g, hi_g]: [max(0, max_g lo_g - min_g hi_g), max_g hi_g - min_g lo_g]. It holds the
+  truth whenever the true largest and smallest groups are inside their own intervals, wherever
+  ties between groups lie, so it is conservative rather than biased (coverage figures: tests).
+Each interval is clipped to the metric's range.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from fairforge.taxonomy import DEFAULT_TAXONOMY, Taxonomy
 from .bootstrap import bootstrap_stats
 from .groups import ATTRIBUTES, OVERALL
 from .inputs import Predictions, check_predictions
-from .metrics import FAIRNESS_METRICS, GROUP_METRICS, NULL_REASONS
+from .metrics import FAIRNESS_METRICS, GROUP_METRICS, NULL_REASONS, compared
 from .stats import GroupStats, at_threshold, group_stats, score_order
 
 #: CI level of the bootstrap intervals.
@@ -34,7 +40,10 @@ MIN_GROUP_N = 30
 #: Group metrics that get intervals (AP and EER are not bootstrapped).
 CI_METRICS: tuple[str, ...] = ("auc", "acc", "fpr", "tpr", "pr")
 #: How the intervals are made, as report.json states it.
-CI_METHOD = "basic (reverse-percentile) bootstrap, stratified by gender x race cell and label"
+CI_METHOD = (
+    "stratified bootstrap (gender x race cell and label); basic intervals, max-min gaps as the projection"
+    " of the compared groups' basic intervals"
+)
 
 
 class Report(dict[str, Any]):
@@ -281,8 +290,70 @@ def _gap_interval(samples: np.ndarray, point: float | None, level: float) -> lis
     return basic_interval(samples, point, level, 0.0)
 
 
+def group_basic_intervals(
+    stats: GroupStats, points: GroupStats, level: float
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per group metric, (lo, hi) arrays of every group's basic interval, clipped to [0, 1]; one quantile pass."""
+    metrics = list(CI_METRICS)
+    replicates = np.stack([GROUP_METRICS[m](stats) for m in metrics], axis=1)  # (resamples, metrics, groups)
+    estimates = np.stack([GROUP_METRICS[m](points) for m in metrics])
+    keep = compared(points)
+    tail = 100 * (1 - level) / 2
+    q_lo = np.full(estimates.shape, np.nan)
+    q_hi = np.full(estimates.shape, np.nan)
+    if keep.any():  # compared groups are defined in every resample
+        q_lo[:, keep], q_hi[:, keep] = np.percentile(replicates[:, :, keep], [tail, 100 - tail], axis=0)
+    lo = np.clip(2 * estimates - q_hi, 0.0, 1.0)
+    hi = np.clip(2 * estimates - q_lo, 0.0, 1.0)
+    return {m: (lo[k], hi[k]) for k, m in enumerate(metrics)}
+
+
+def spread_interval(
+    bands: dict[str, tuple[np.ndarray, np.ndarray]], keep: np.ndarray, uses: Sequence[str]
+) -> list[float] | None:
+    """A max-min gap's interval (percent): the projection of each compared group's basic interval."""
+    if keep.sum() < 2:
+        return None
+    bounds = []
+    for metric in uses:
+        lo, hi = bands[metric][0][keep], bands[metric][1][keep]
+        bounds.append((max(0.0, float(lo.max() - hi.min())), float(hi.max() - lo.min())))
+    return [100 * max(b[0] for b in bounds), 100 * max(b[1] for b in bounds)]
+
+
+def fairness_intervals(
+    boot: dict[str, GroupStats],
+    points: dict[str, GroupStats],
+    section: dict[str, Any],
+    level: float,
+    attributes: Sequence[str] = ATTRIBUTES,
+) -> dict[str, dict[str, list[float] | None]]:
+    """attribute -> fairness metric -> interval, each by the method its form calls for."""
+    out: dict[str, dict[str, list[float] | None]] = {}
+    for attribute in attributes:
+        bands = group_basic_intervals(boot[attribute], points[attribute], level)
+        keep = compared(points[attribute])
+        out[attribute] = {}
+        for name, metric in FAIRNESS_METRICS.items():
+            estimate = section["fairness"][attribute][name]
+            if estimate is None:
+                out[attribute][name] = None
+            elif metric.form == "spread":
+                out[attribute][name] = spread_interval(bands, keep, metric.uses)
+            else:
+                replicates = metric.compute(boot[attribute], boot[OVERALL])
+                out[attribute][name] = _gap_interval(replicates, estimate, level)
+    return out
+
+
 def confidence_intervals(
-    boot: dict[str, GroupStats], section: dict[str, Any], n_resamples: int, seed: Any, level: float, exact: bool
+    boot: dict[str, GroupStats],
+    points: dict[str, GroupStats],
+    section: dict[str, Any],
+    n_resamples: int,
+    seed: Any,
+    level: float,
+    exact: bool,
 ) -> dict[str, Any]:
     """Basic bootstrap intervals of every bootstrapped metric, shaped like the point estimates."""
     ci_metrics = CI_METRICS
@@ -298,10 +369,7 @@ def confidence_intervals(
         }
         for attribute in ATTRIBUTES
     }
-    fairness = {
-        attribute: {name: _gap_interval(v, section["fairness"][attribute][name], level) for name, v in metrics.items()}
-        for attribute, metrics in fairness_values(boot).items()
-    }
+    fairness = fairness_intervals(boot, points, section, level)
     return {
         "level": level,
         "resamples": n_resamples,
@@ -353,7 +421,7 @@ def evaluate_predictions(
             labels, scores, cells, threshold, bootstrap, seed, max_bins=bootstrap_bins, order=order, progress=progress
         )
         seed_value = seed if isinstance(seed, int) else list(seed)
-        report["ci"] = confidence_intervals(boot.stats, section, bootstrap, seed_value, ci_level, boot.exact)
+        report["ci"] = confidence_intervals(boot.stats, stats, section, bootstrap, seed_value, ci_level, boot.exact)
         samples = table_samples(boot.stats)
     report["at_eer"] = (
         {
@@ -363,7 +431,7 @@ def evaluate_predictions(
         if not math.isnan(eer_threshold)
         else {"threshold": None}
     )
-    if preds.video is not None:
+    if preds.video is not None and pd.notna(preds.video).any():
         from .video import video_predictions
 
         videos, without = video_predictions(preds)

@@ -1,8 +1,9 @@
 """Scores for a manifest: used by validation every epoch and by `fairforge train predict`.
 
 The predictions file is the contract `fairforge evaluate` reads: Parquet with `label` (0/1),
-`score` (P(fake) in [0, 1]), `gender`, `race`, `source`, `age`, `method`, `id`, one row per
-manifest row, in manifest order.
+`score` (P(fake) in [0, 1]), `gender`, `race`, `source`, `age`, `method`, `id` and `video` (the
+manifest's `video`, else its `identity`: the clip or person a frame belongs to, for video-level
+metrics; null when the manifest has neither), one row per manifest row, in manifest order.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from fairforge.taxonomy import UNKNOWN
 from .data import normalize_batch
 from .methods.base import Method
 
-PREDICTION_COLUMNS = ("id", "label", "score", "gender", "race", "age", "source", "method")
+PREDICTION_COLUMNS = ("id", "label", "score", "gender", "race", "age", "source", "method", "video")
 
 
 @torch.no_grad()
@@ -61,6 +62,8 @@ def predictions_frame(frame: pd.DataFrame, indexes: np.ndarray, scores: np.ndarr
         out[column] = rows[column].fillna(UNKNOWN).astype(str).to_numpy()
     out["source"] = rows["source"].astype(str).to_numpy()
     out["method"] = rows["method"].astype(str).to_numpy()
+    video = next((rows[c] for c in ("video", "identity") if c in rows.columns), None)
+    out["video"] = None if video is None else video.astype(object).where(video.notna(), None).to_numpy()
     return out[list(PREDICTION_COLUMNS)]
 
 

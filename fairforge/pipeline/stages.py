@@ -52,7 +52,7 @@ def plan_import(ctx: StageContext) -> StagePlan:
 def plan_generate(ctx: StageContext) -> StagePlan:
     out = ctx.stage_dir("generate")
     return StagePlan(
-        [ctx.fairforge("generate", *ctx.config_args(), "--out", out, "--no-progress")],
+        [ctx.fairforge("generate", *ctx.config_args(), "--out", out)],
         [],
         [out / MANIFEST_NAME],
         {
@@ -68,7 +68,7 @@ def plan_balance(ctx: StageContext) -> StagePlan:
     gen = ctx.stage_dir("generate")
     out = ctx.stage_dir("balance")
     real = [m for _, m in _imported(ctx, "train")]
-    command = ctx.fairforge("balance", *ctx.config_args(), "--in", gen, "--out", out, "--no-progress")
+    command = ctx.fairforge("balance", *ctx.config_args(), "--in", gen, "--out", out)
     if real:
         command += ["--real", *map(str, real)]
     return StagePlan(
@@ -167,7 +167,9 @@ def plan_evaluate(ctx: StageContext) -> StagePlan:
     command = ctx.fairforge("evaluate", "--out", out, "--intra", SYNTH_SOURCE)
     for p in predictions:
         command += ["--predictions", p]
-    command += ["--threshold", str(ctx.cfg.evaluate.threshold), "--bootstrap", str(ctx.cfg.evaluate.bootstrap)]
+    evaluate = ctx.cfg.evaluate
+    command += ["--threshold", str(evaluate.threshold), "--bootstrap", str(evaluate.bootstrap)]
+    command += ["--seed", str(evaluate.seed), "--min-group-n", str(evaluate.min_group_n)]
     return StagePlan(
         [command], predictions, [out / "report.json"], {"evaluate": ctx.cfg.evaluate.model_dump(mode="json")}
     )
