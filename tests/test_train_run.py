@@ -59,6 +59,7 @@ def test_tiny_run_learns_the_toy_task_and_predict_writes_the_contract(toy: Path,
     pred = pd.read_parquet(pred_file)
     assert list(pred.columns) == ["id", "label", "score", "gender", "race", "age", "source", "method", "video"]
     manifest = pd.read_parquet(toy if toy.suffix == ".parquet" else toy / "manifest.parquet")
+
     def plain(values: pd.Series) -> list[object]:
         return [None if pd.isna(v) else v for v in values]
 
