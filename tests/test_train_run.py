@@ -63,7 +63,8 @@ def test_tiny_run_learns_the_toy_task_and_predict_writes_the_contract(toy: Path,
     def plain(values: pd.Series) -> list[object]:
         return [None if pd.isna(v) else v for v in values]
 
-    assert plain(pred["video"]) == plain(manifest["identity"])  # the person/clip of each frame, for video metrics
+    expected = [None if pd.isna(i) else f"{i}/{m}" for i, m in zip(manifest["identity"], manifest["method"])]
+    assert plain(pred["video"]) == expected  # one person under one method: a video for video-level metrics
     assert len(pred) == 96 and pred["score"].between(0, 1).all()
     assert roc_auc_score(pred["label"], pred["score"]) > 0.95
 

@@ -2,8 +2,9 @@
 
 The predictions file is the contract `fairforge evaluate` reads: Parquet with `label` (0/1),
 `score` (P(fake) in [0, 1]), `gender`, `race`, `source`, `age`, `method`, `id` and `video` (the
-manifest's `video`, else its `identity`: the clip or person a frame belongs to, for video-level
-metrics; null when the manifest has neither), one row per manifest row, in manifest order.
+manifest's `video`, else `<identity>/<method>`: the frames of one person under one manipulation,
+for video-level metrics; a person's real frames and their fakes share the identity, so the method
+keeps them apart; null without an identity), one row per manifest row, in manifest order.
 """
 
 from __future__ import annotations
@@ -62,9 +63,19 @@ def predictions_frame(frame: pd.DataFrame, indexes: np.ndarray, scores: np.ndarr
         out[column] = rows[column].fillna(UNKNOWN).astype(str).to_numpy()
     out["source"] = rows["source"].astype(str).to_numpy()
     out["method"] = rows["method"].astype(str).to_numpy()
-    video = next((rows[c] for c in ("video", "identity") if c in rows.columns), None)
-    out["video"] = None if video is None else video.astype(object).where(video.notna(), None).to_numpy()
+    out["video"] = video_ids(rows)
     return out[list(PREDICTION_COLUMNS)]
+
+
+def video_ids(rows: pd.DataFrame) -> np.ndarray:
+    """The video of each row: the manifest's `video`, else identity/method; None where unknown."""
+    if "video" in rows.columns:
+        video = rows["video"]
+    elif "identity" in rows.columns:
+        video = rows["identity"].astype("string") + "/" + rows["method"].astype("string")
+    else:
+        return np.full(len(rows), None, dtype=object)
+    return video.astype(object).where(video.notna(), None).to_numpy()
 
 
 def write_predictions(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
