@@ -20,6 +20,7 @@ AP and EER are not bootstrapped; the report's intervals cover AUC, the rates and
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -174,7 +175,7 @@ def bootstrap_stats(
     cells: Cells,
     threshold: float,
     n_resamples: int,
-    seed: int = 0,
+    seed: int | Sequence[int] = 0,
     max_bins: int = 256,
     order: np.ndarray | None = None,
     progress: bool = False,

@@ -21,9 +21,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "evaluate",
         help="detection and fairness metrics, reports and plots from predictions",
         description=(
-            "Per-group AUC/ACC/EER/AP/FPR/TPR/PR and the fairness metrics F_FPR, F_OAE, F_DP, F_MEO, F_AUC,"
-            " F_EFPR, F_EO (intersectional, gender, race); intra vs cross dataset by `source`. Writes"
-            " DIR/report.json, DIR/report.md, DIR/report.html and DIR/plots/*.png."
+            "Per-group AUC/ACC/EER/AP/FPR/TPR/PR and the fairness gaps F_* (intersectional, gender, race; each"
+            " defined in the report); intra vs cross dataset by `source`, frame and video level. Writes"
+            " DIR/report.json, DIR/report.md, DIR/report.html, DIR/predictions.csv, DIR/metrics.csv and"
+            " DIR/plots/*.png, *.svg. Degenerate results are listed as warnings."
         ),
     )
     parser.add_argument(
@@ -44,10 +45,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--threshold", type=float, help=f"predicted fake when score >= T (default {defaults.threshold})"
     )
     parser.add_argument(
+        "--min-group-n",
+        type=int,
+        metavar="N",
+        help=f"groups with fewer rows are named in a warning (default {defaults.min_group_n})",
+    )
+    parser.add_argument(
         "--bootstrap",
         type=int,
         metavar="N",
-        help=f"bootstrap resamples for 95%% intervals (default {defaults.bootstrap})",
+        help=f"stratified bootstrap resamples for the 95%% intervals (default {defaults.bootstrap}; 0 skips them)",
     )
     parser.add_argument("--seed", type=int, help=f"bootstrap seed (default {defaults.seed})")
     parser.add_argument(
@@ -65,14 +72,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="a manifest, release folder or Hub dataset id: labels and groups are taken from it by `id` "
         "(the predictions then need only id and score)",
     )
-    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG/SVG plots")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from .run import evaluate_files
 
-    flags = {"threshold": args.threshold, "bootstrap": args.bootstrap, "seed": args.seed, "intra": args.intra}
+    flags = {
+        "threshold": args.threshold,
+        "bootstrap": args.bootstrap,
+        "seed": args.seed,
+        "intra": args.intra,
+        "min_group_n": args.min_group_n,
+    }
     given = {key: value for key, value in flags.items() if value is not None}
     if args.no_plots:
         given["plots"] = False
@@ -80,13 +93,25 @@ def run(args: argparse.Namespace) -> int:
     config = validate(EvaluateConfig, {**base.model_dump(), **given}, prefix="evaluate")
     report = evaluate_files(args.predictions, args.out, config, progress=True, dataset=args.dataset)
     overall, fairness = report["overall"], report["fairness"]["intersectional"]
+    ci = report.get("ci") or {}
 
-    def show(v: float | None) -> str:
-        return "n/a" if v is None else f"{v:.4f}"
+    def show(v: float | None, *path: str) -> str:
+        if v is None:
+            return "n/a"
+        interval: object = ci
+        for key in path:
+            interval = interval.get(key, {}) if isinstance(interval, dict) else None
+        extra = f" [{interval[0]:.4f}, {interval[1]:.4f}]" if isinstance(interval, list) else ""
+        return f"{v:.4f}{extra}"
 
     print(
-        f"evaluated {report['n']} predictions: AUC {show(overall['auc'])}, ACC {show(overall['acc'])},"
-        f" EER {show(overall['eer'])}; intersectional F_FPR {show(fairness['F_FPR'])}, F_MEO {show(fairness['F_MEO'])}"
+        f"evaluated {report['n']} predictions: AUC {show(overall['auc'], 'overall', 'auc')},"
+        f" ACC {show(overall['acc'], 'overall', 'acc')}, EER {show(overall['eer'])};"
+        f" intersectional F_FPR {show(fairness['F_FPR'], 'fairness', 'intersectional', 'F_FPR')},"
+        f" F_MEO {show(fairness['F_MEO'], 'fairness', 'intersectional', 'F_MEO')}"
     )
-    print(f"wrote {args.out}/report.json, report.md, report.html" + (", plots/" if config.plots else ""))
+    if report["warnings"]:
+        print(f"{len(report['warnings'])} warning(s): see the log above and the report's Summary")
+    written = "report.json, report.md, report.html, predictions.csv, metrics.csv"
+    print(f"wrote {args.out}/{{{written}}}" + (", plots/" if config.plots else ""))
     return 0

@@ -17,7 +17,7 @@ from fairforge.errors import ManifestError
 
 from .inputs import Predictions
 from .metrics import FAIRNESS_METRICS
-from .report import report_from_predictions
+from .report import basic_interval, evaluate_predictions
 
 #: Columns of the intra-vs-cross table: detection metrics (overall) then intersectional fairness.
 TABLE_METRICS: tuple[str, ...] = ("auc", "acc", "eer", "ap", *FAIRNESS_METRICS)
@@ -60,10 +60,12 @@ def cross_dataset(
         )
     intra_sources = set(present)
     intra = present[0]
-    reports = {
-        source: report_from_predictions(preds.of_source(source), threshold, bootstrap, seed, **report_options)
-        for source in sources
+    # Each source is resampled on its own stream (seed, index), so the sources' resamples are independent.
+    evaluated = {
+        source: evaluate_predictions(preds.of_source(source), threshold, bootstrap, (seed, i), **report_options)
+        for i, source in enumerate(sources)
     }
+    reports = {source: report for source, (report, _) in evaluated.items()}
     table = {
         source: {
             "role": "intra" if source in intra_sources else "cross",
@@ -85,5 +87,52 @@ def cross_dataset(
             "cross_mean": mean_cross,
             "mean": {m: _difference(mean_cross[m], table[intra][m]) for m in TABLE_METRICS},
         }
+    level = report_options.get("ci_level", 0.95)
+    samples = {source: replicates for source, (_, replicates) in evaluated.items()}
+    ci = table_intervals(reports, gap, samples, intra, cross, level) if bootstrap > 0 else {}
     intra_list = [s for s in sources if s in intra_sources]
-    return {"intra": intra, "intra_sources": intra_list, "cross": cross, "table": table, "gap": gap, "sources": reports}
+    return {
+        "intra": intra,
+        "intra_sources": intra_list,
+        "cross": cross,
+        "table": table,
+        "gap": gap,
+        "sources": reports,
+        "ci": ci,
+    }
+
+
+def table_intervals(
+    reports: dict[str, Any],
+    gap: dict[str, Any],
+    samples: dict[str, dict[str, np.ndarray]],
+    intra: str,
+    cross: list[str],
+    level: float,
+) -> dict[str, Any]:
+    """Intervals of every bootstrapped table value (each source's own report's) and of the gaps.
+
+    A gap's replicates pair the i-th resample of the cross source with the i-th of the intra
+    source; the two are drawn independently, as the two test sets are independent samples, and
+    the gap gets the basic interval of those differences.
+    """
+    metrics = list(samples[intra])
+
+    def own(report: dict[str, Any], metric: str) -> list[float] | None:
+        ci = report["ci"]
+        return ci["fairness"]["intersectional"][metric] if metric.startswith("F_") else ci["overall"][metric]
+
+    out: dict[str, Any] = {"table": {s: {m: own(report, m) for m in metrics} for s, report in reports.items()}}
+    if cross:
+        per_source = {
+            s: {m: basic_interval(samples[s][m] - samples[intra][m], gap["per_source"][s][m], level) for m in metrics}
+            for s in cross
+        }
+        mean = {
+            m: basic_interval(
+                np.mean([samples[s][m] for s in cross], axis=0) - samples[intra][m], gap["mean"][m], level
+            )
+            for m in metrics
+        }
+        out["gap"] = {"per_source": per_source, "mean": mean}
+    return out

@@ -25,7 +25,7 @@ from fairforge.taxonomy import Taxonomy
 from .groups import Cells, make_cells
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("label", "score", "gender", "race")
-OPTIONAL_COLUMNS: tuple[str, ...] = ("source", "age", "method", "id")
+OPTIONAL_COLUMNS: tuple[str, ...] = ("source", "age", "method", "id", "video")
 
 
 def _first_bad(bad: np.ndarray, values: np.ndarray, file: str, column: str, expected: str) -> None:
@@ -70,14 +70,16 @@ class Predictions:
     source_codes: np.ndarray  # int32 index into source_names
     source_names: tuple[str, ...]  # in order of first appearance
     file: str
+    video: np.ndarray | None = None  # object array of video ids (None where a row has none)
 
     def __len__(self) -> int:
         return int(self.labels.size)
 
     def subset(self, rows: np.ndarray) -> Predictions:
         cells = Cells(code=self.cells.code[rows], cell_names=self.cells.cell_names, groupings=self.cells.groupings)
+        video = None if self.video is None else self.video[rows]
         return Predictions(
-            self.labels[rows], self.scores[rows], cells, self.source_codes[rows], self.source_names, self.file
+            self.labels[rows], self.scores[rows], cells, self.source_codes[rows], self.source_names, self.file, video
         )
 
     def of_source(self, name: str) -> Predictions:
@@ -111,6 +113,7 @@ def check_predictions(
     taxonomy: Taxonomy,
     file: str = "<arrays>",
     sources: Sequence[object] | np.ndarray | pa.ChunkedArray | None = None,
+    videos: Sequence[object] | np.ndarray | None = None,
 ) -> Predictions:
     """Validate arrays (the library entry and the file reader share this).
 
@@ -128,7 +131,12 @@ def check_predictions(
         codes, names = np.zeros(lengths["label"], dtype=np.int32), (Path(file).stem,)
     else:
         codes, names = source_codes(sources, file)
-    return Predictions(checked_labels, checked_scores, cells, codes, names, file)
+    video = None
+    if videos is not None:
+        if len(videos) != lengths["label"]:
+            raise ManifestError(file, f"video has {len(videos)} rows, label has {lengths['label']}", column="video")
+        video = pd.Series(np.asarray(videos, dtype=object)).where(lambda v: v.notna(), None).to_numpy(dtype=object)
+    return Predictions(checked_labels, checked_scores, cells, codes, names, file, video)
 
 
 def read_predictions(path: str | os.PathLike[str], taxonomy: Taxonomy) -> Predictions:
@@ -143,7 +151,7 @@ def read_predictions(path: str | os.PathLike[str], taxonomy: Taxonomy) -> Predic
     for column in REQUIRED_COLUMNS:
         if column not in schema.names:
             raise ManifestError(file, f"required column is missing (have {schema.names})", column=column)
-    columns = [c for c in (*REQUIRED_COLUMNS, "source") if c in schema.names]
+    columns = [c for c in (*REQUIRED_COLUMNS, "source", "video") if c in schema.names]
     try:
         table = pq.read_table(file, columns=columns)
     except (pa.ArrowInvalid, OSError) as exc:
@@ -160,6 +168,7 @@ def read_predictions(path: str | os.PathLike[str], taxonomy: Taxonomy) -> Predic
         taxonomy,
         file,
         sources=table.column("source") if "source" in columns else None,
+        videos=column("video") if "video" in columns else None,
     )
 
 
@@ -211,6 +220,9 @@ def concat_predictions(parts: Sequence[Predictions]) -> Predictions:
         cell_names=first.cells.cell_names,
         groupings=first.cells.groupings,
     )
+    video = None
+    if any(p.video is not None for p in parts):
+        video = np.concatenate([np.full(len(p), None, dtype=object) if p.video is None else p.video for p in parts])
     return Predictions(
         np.concatenate([p.labels for p in parts]),
         np.concatenate([p.scores for p in parts]),
@@ -218,4 +230,5 @@ def concat_predictions(parts: Sequence[Predictions]) -> Predictions:
         np.concatenate(codes),
         names,
         ", ".join(p.file for p in parts),
+        video,
     )

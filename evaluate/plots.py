@@ -1,6 +1,7 @@
-"""PNG plots of a report, where a reader would rather look than read (matplotlib, Agg backend).
+"""Plots of a report, where a reader would rather look than read (matplotlib, Agg backend).
 
-Every function returns PNG bytes, so nothing touches the disk until the whole report is ready.
+Every plot is drawn once and saved twice: a 150-dpi PNG for the HTML page and an SVG for papers.
+Nothing touches the disk until the whole report is ready (`make_plots` returns bytes).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from .cross import TABLE_METRICS  # noqa: E402
 from .groups import ATTRIBUTES  # noqa: E402
 from .inputs import Predictions  # noqa: E402
+from .render import source_stem  # noqa: E402
 from .stats import grouping_ranking, score_order  # noqa: E402
 
 BAR_METRICS: tuple[str, ...] = ("fpr", "tpr", "acc")
@@ -25,14 +27,25 @@ BAR_METRICS: tuple[str, ...] = ("fpr", "tpr", "acc")
 LOWER_IS_BETTER = {"eer", *(m for m in TABLE_METRICS if m.startswith("F_"))}
 
 
-def _png(fig: Figure) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
+#: Difference from the intra value at which the heatmap's colour saturates: 0.1 for the detection
+#: metrics (fractions), 10 points for the F_* gaps (percent). A fixed scale, so a 0.0004 AUC
+#: difference stays white instead of being stretched over the whole colour range.
+SATURATION = {"detection": 0.1, "fairness": 10.0}
+PNG_DPI = 150
+
+
+def save(fig: Figure, stem: str) -> dict[str, bytes]:
+    """`stem.png` and `stem.svg` of a figure, which is closed afterwards."""
+    out = {}
+    for fmt in ("png", "svg"):
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=fmt, dpi=PNG_DPI, metadata={"Date": None} if fmt == "svg" else None)
+        out[f"{stem}.{fmt}"] = buffer.getvalue()
     plt.close(fig)
-    return buffer.getvalue()
+    return out
 
 
-def group_bars(report: dict[str, Any], attribute: str) -> bytes:
+def group_bars(report: dict[str, Any], attribute: str, title: str | None = None) -> Figure:
     """FPR, TPR and ACC per group as bars, the overall value as a dashed line, CI whiskers when bootstrapped."""
     groups = report["groups"][attribute]
     names = list(groups)
@@ -66,11 +79,11 @@ def group_bars(report: dict[str, Any], attribute: str) -> bytes:
         ax.set_title(metric.upper())
         ax.set_xticks(x, names, rotation=45, ha="right", fontsize=8)
         ax.set_ylim(0, 1.05)
-    fig.suptitle(f"{attribute} groups at threshold {report['threshold']:g}")
-    return _png(fig)
+    fig.suptitle(title or f"{attribute} groups at threshold {report['threshold']:g}")
+    return fig
 
 
-def roc_curves(preds: Predictions) -> bytes:
+def roc_curves(preds: Predictions) -> Figure:
     """ROC curve of every group, one panel per attribute, the overall curve dashed."""
     order = score_order(preds.scores)
     cell_desc, labels_desc, scores_desc = preds.cells.code[order], preds.labels[order], preds.scores[order]
@@ -91,7 +104,7 @@ def roc_curves(preds: Predictions) -> bytes:
         ax.plot([0, 1], [0, 1], color="#BBBBBB", lw=0.8)
         ax.set(title=f"ROC by {attribute} group", xlabel="FPR", ylabel="TPR", xlim=(0, 1), ylim=(0, 1.01))
         ax.legend(fontsize=7, loc="lower right", title="group (AUC)", title_fontsize=7)
-    return _png(fig)
+    return fig
 
 
 def _roc_points(
@@ -118,7 +131,7 @@ def _roc_points(
     return curves
 
 
-def score_histograms(preds: Predictions, threshold: float, attribute: str = "intersectional") -> bytes:
+def score_histograms(preds: Predictions, threshold: float, attribute: str = "intersectional") -> Figure:
     """Score distribution of real and fake rows in every group, the threshold as a line."""
     grouping = preds.cells.groupings[attribute]
     codes = grouping.lookup[preds.cells.code]
@@ -154,12 +167,15 @@ def score_histograms(preds: Predictions, threshold: float, attribute: str = "int
     for j in range(n, rows * cols):
         axes[j // cols][j % cols].axis("off")
     fig.suptitle(f"Scores by {attribute} group (threshold {threshold:g})")
-    return _png(fig)
+    return fig
 
 
-def intra_cross_heatmap(by_source: dict[str, Any]) -> bytes:
-    """The intra-vs-cross table as a heatmap: values written in, colour ranks sources per metric (green better)."""
+def intra_cross_heatmap(by_source: dict[str, Any]) -> Figure:
+    """The intra-vs-cross table: each cell's value and its difference from intra printed in it; colour
+    on a diverging scale centred on the intra value (white), green where the cross set does better,
+    red where worse, saturating at `SATURATION`."""
     sources = list(by_source["table"])
+    intra = by_source["intra"]
     values = np.array(
         [
             [np.nan if by_source["table"][s][m] is None else by_source["table"][s][m] for m in TABLE_METRICS]
@@ -167,21 +183,25 @@ def intra_cross_heatmap(by_source: dict[str, Any]) -> bytes:
         ],
         dtype=np.float64,
     )
-    shade = np.full(values.shape, 0.5)
-    for j, metric in enumerate(TABLE_METRICS):
-        column = values[:, j]
-        finite = np.isfinite(column)
-        if finite.sum() >= 2 and np.ptp(column[finite]) > 0:
-            scaled = (column - np.nanmin(column)) / np.ptp(column[finite])
-            shade[:, j] = 1 - scaled if metric in LOWER_IS_BETTER else scaled
-    fig, ax = plt.subplots(figsize=(1.0 * len(TABLE_METRICS) + 2, 0.55 * len(sources) + 1.8), layout="constrained")
-    ax.imshow(np.where(np.isfinite(values), shade, np.nan), cmap="RdYlGn", vmin=0, vmax=1, aspect="auto")
-    for i in range(len(sources)):
+    reference = values[sources.index(intra)]
+    diff = values - reference
+    scale = np.array([SATURATION["fairness" if m.startswith("F_") else "detection"] for m in TABLE_METRICS])
+    sign = np.array([-1.0 if m in LOWER_IS_BETTER else 1.0 for m in TABLE_METRICS])
+    shade = np.clip(sign * diff / scale, -1, 1)  # +1 better than intra, -1 worse
+    fig, ax = plt.subplots(figsize=(1.15 * len(TABLE_METRICS) + 2, 0.7 * len(sources) + 1.9), layout="constrained")
+    image = ax.imshow(np.where(np.isfinite(shade), shade, np.nan), cmap="RdYlGn", vmin=-1, vmax=1, aspect="auto")
+    for i, source in enumerate(sources):
         for j, metric in enumerate(TABLE_METRICS):
-            v = values[i, j]
-            text = "n/a" if not np.isfinite(v) else (f"{v:.2f}" if metric.startswith("F_") else f"{v:.3f}")
-            dark = np.isfinite(v) and (shade[i, j] < 0.15 or shade[i, j] > 0.85)
-            ax.text(j, i, text, ha="center", va="center", fontsize=8, color="white" if dark else "black")
+            v, d = values[i, j], diff[i, j]
+            percent = metric.startswith("F_")
+            if not np.isfinite(v):
+                text = "n/a"
+            else:
+                text = f"{v:.2f}" if percent else f"{v:.3f}"
+                if source != intra and np.isfinite(d):
+                    text += f"\n({d:+.2f})" if percent else f"\n({d:+.3f})"
+            dark = np.isfinite(shade[i, j]) and abs(shade[i, j]) > 0.75
+            ax.text(j, i, text, ha="center", va="center", fontsize=7.5, color="white" if dark else "black")
     labels = [f"{s} ({by_source['table'][s]['role']})" for s in sources]
     ax.set_yticks(range(len(sources)), labels)
     ax.set_xticks(
@@ -190,15 +210,27 @@ def intra_cross_heatmap(by_source: dict[str, Any]) -> bytes:
         rotation=45,
         ha="right",
     )
-    ax.set_title(f"intra ({by_source['intra']}) vs cross datasets; F_* intersectional, percent")
-    return _png(fig)
+    bar = fig.colorbar(image, ax=ax, shrink=0.8, ticks=[-1, 0, 1])
+    bar.ax.set_yticklabels(["worse", f"= {intra}", "better"], fontsize=7)
+    ax.set_title(
+        f"intra ({intra}) vs cross; (difference from intra); colour saturates at"
+        f" {SATURATION['detection']:g} (detection) / {SATURATION['fairness']:g} points (F_*)",
+        fontsize=9,
+    )
+    return fig
 
 
 def make_plots(report: dict[str, Any], preds: Predictions) -> dict[str, bytes]:
-    """All plots of a report: file name -> PNG bytes, in display order."""
-    plots = {f"bars_{attribute}.png": group_bars(report, attribute) for attribute in ATTRIBUTES}
-    plots["roc.png"] = roc_curves(preds)
-    plots["scores.png"] = score_histograms(preds, report["threshold"])
-    if len(report.get("by_source", {}).get("table", {})) >= 2:
-        plots["intra_cross.png"] = intra_cross_heatmap(report["by_source"])
+    """All plots of a report: file name -> PNG or SVG bytes, in display order."""
+    plots: dict[str, bytes] = {}
+    for attribute in ATTRIBUTES:
+        plots.update(save(group_bars(report, attribute), f"bars_{attribute}"))
+    plots.update(save(roc_curves(preds), "roc"))
+    plots.update(save(score_histograms(preds, report["threshold"]), "scores"))
+    by_source = report.get("by_source", {})
+    if len(by_source.get("table", {})) >= 2:
+        plots.update(save(intra_cross_heatmap(by_source), "intra_cross"))
+        for source, sub in by_source["sources"].items():
+            title = f"{source} ({by_source['table'][source]['role']}): intersectional groups"
+            plots.update(save(group_bars(sub, "intersectional", title), f"bars_intersectional_{source_stem(source)}"))
     return plots

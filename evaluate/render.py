@@ -2,19 +2,26 @@
 
 `sections(report, plots)` lays out what a reader sees (titles, sentences, tables, images); the two
 renderers only format it, so the Markdown and the HTML never disagree. The HTML is one
-self-contained file: the PNGs are embedded as data URIs and the page needs no network.
+self-contained file: the PNGs are embedded as data URIs and the page needs no network (the SVG
+copies of the plots sit beside it in plots/ for papers).
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from .cross import TABLE_METRICS
 from .groups import ATTRIBUTES
 from .metrics import FAIRNESS_METRICS, GROUP_METRICS
+
+
+def source_stem(source: str) -> str:
+    """A source's name as a plot file name part: letters, digits, `-`, `_` only (never a path)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", source) or "_"
 
 
 @dataclass
@@ -30,6 +37,7 @@ class Section:
     tables: list[Table] = field(default_factory=list)
     images: list[tuple[str, str]] = field(default_factory=list)  # (file name, caption)
     level: int = 2
+    warnings: list[str] = field(default_factory=list)  # shown as a highlighted box
 
 
 def _fmt(value: float | None, percent: bool = False) -> str:
@@ -58,6 +66,7 @@ def _overall_table(report: dict[str, Any], ci: dict[str, Any]) -> Table:
 
 
 def _fairness_table(report: dict[str, Any], ci: dict[str, Any]) -> Table:
+    """Every fairness metric of every grouping, estimate [low, high] when bootstrapped."""
     intervals = ci.get("fairness", {})
     rows = [
         [name, FAIRNESS_METRICS[name].definition]
@@ -79,7 +88,7 @@ def _groups_table(report: dict[str, Any], ci: dict[str, Any], attribute: str) ->
 
 
 def _left_out_section(report: dict[str, Any]) -> Section:
-    section = Section("Groups left out")
+    section = Section("Groups left out of the fairness gaps")
     one_class = {a: names for a, names in report.get("one_class", {}).items() if names}
     if one_class:
         listed = "; ".join(f"{a}: {', '.join(names)}" for a, names in one_class.items())
@@ -88,8 +97,8 @@ def _left_out_section(report: dict[str, Any]) -> Section:
         section.text.append("None: every metric is defined for every group.")
         return section
     section.text.append(
-        "A metric whose denominator is 0 in a group is null there, and that group is left out of the fairness"
-        " metrics that read it. A fairness metric needs at least two groups."
+        "A group without real or without fake rows has null metrics and is left out of every fairness gap of"
+        " its grouping (the field's reference rule); the gaps compare the remaining groups and need at least two."
     )
     section.tables.append(
         Table(
@@ -103,26 +112,43 @@ def _left_out_section(report: dict[str, Any]) -> Section:
     return section
 
 
-def _cross_section(by_source: dict[str, Any]) -> Section:
+def _cross_section(by_source: dict[str, Any], ci: dict[str, Any]) -> Section:
     section = Section(f"Intra vs cross dataset (intra: {by_source['intra']})")
     section.text.append(
         "Detection metrics are overall; F_* are over the intersectional groups, in percent. The fairness"
-        " generalization gap is cross minus intra."
+        " generalization gap is cross minus intra; its interval pairs independent resamples of the two sources."
+        " EER and AP have no interval (they are not bootstrapped)."
     )
+    table_ci = ci.get("table", {})
     header = ["source", "role", "n", *(_header(m) for m in TABLE_METRICS)]
     rows = [
-        [s, row["role"], str(row["n"]), *(_fmt(row[m], m.startswith("F_")) for m in TABLE_METRICS)]
+        [
+            s,
+            row["role"],
+            str(row["n"]),
+            *(_with_ci(row[m], table_ci.get(s, {}).get(m), m.startswith("F_")) for m in TABLE_METRICS),
+        ]
         for s, row in by_source["table"].items()
     ]
     section.tables.append(Table(header, rows))
     gap = by_source.get("gap") or {}
     if gap:
+        gap_ci = ci.get("gap", {})
         gap_rows = [
-            [f"{s} - {by_source['intra']}", *(_fmt(v[m], m.startswith("F_")) for m in TABLE_METRICS)]
+            [
+                f"{s} - {by_source['intra']}",
+                *(
+                    _with_ci(v[m], gap_ci.get("per_source", {}).get(s, {}).get(m), m.startswith("F_"))
+                    for m in TABLE_METRICS
+                ),
+            ]
             for s, v in gap["per_source"].items()
         ]
         gap_rows.append(
-            [f"mean cross - {by_source['intra']}", *(_fmt(gap["mean"][m], m.startswith("F_")) for m in TABLE_METRICS)]
+            [
+                f"mean cross - {by_source['intra']}",
+                *(_with_ci(gap["mean"][m], gap_ci.get("mean", {}).get(m), m.startswith("F_")) for m in TABLE_METRICS),
+            ]
         )
         section.tables.append(Table(["gap", *(_header(m) for m in TABLE_METRICS)], gap_rows))
     for source, sub in by_source.get("sources", {}).items():
@@ -132,10 +158,41 @@ def _cross_section(by_source: dict[str, Any]) -> Section:
     return section
 
 
+def _source_sections(by_source: dict[str, Any], plots: dict[str, bytes]) -> list[Section]:
+    """Each source on its own: its fairness table and its intersectional groups (the pooled table mixes them)."""
+    out = []
+    for source, sub in by_source.get("sources", {}).items():
+        role = by_source["table"][source]["role"]
+        section = Section(f"Source {source} ({role}): {sub['n']} predictions", level=3)
+        sub_ci = sub.get("ci") or {}
+        section.warnings += [w["message"] for w in sub.get("warnings", [])]
+        section.tables.append(_fairness_table(sub, sub_ci))
+        section.tables.append(_groups_table(sub, sub_ci, "intersectional"))
+        name = f"bars_intersectional_{source_stem(source)}.png"
+        if name in plots:
+            section.images.append((name, f"{source}: FPR, TPR and ACC by intersectional group"))
+        out.append(section)
+    return out
+
+
+def _video_section(video: dict[str, Any]) -> Section:
+    section = Section(f"Video level ({video['n']} videos, mean frame score per video)")
+    if video.get("rows_without_video"):
+        section.text.append(f"{video['rows_without_video']} frames without a video id are not in this section.")
+    section.tables.append(_overall_table(video, {}))
+    section.tables.append(_fairness_table(video, {}))
+    section.tables.append(_groups_table(video, {}, "intersectional"))
+    return section
+
+
 def sections(report: dict[str, Any], plots: dict[str, bytes]) -> list[Section]:
     """What the report shows, in order."""
     ci = report.get("ci") or {}
+    by_source = report.get("by_source") or {}
+    pooled = len(by_source.get("sources", {})) > 1
+    scope = " (pooled: all sources together)" if pooled else ""
     intro = Section("Summary", level=2)
+    intro.warnings += [(f"{w['scope']}: " if "scope" in w else "") + w["message"] for w in report.get("warnings", [])]
     intro.text.append(
         f"{report['n']} predictions from {', '.join(report.get('inputs', [])) or 'arrays'}. Predicted fake when"
         f" score >= {report['threshold']:g}. Rates are fractions; F_* fairness metrics are percent."
@@ -149,11 +206,16 @@ def sections(report: dict[str, Any], plots: dict[str, bytes]) -> list[Section]:
         intro.text.append("No bootstrap intervals (run with --bootstrap N to add them).")
     intro.tables.append(_overall_table(report, ci))
     out = [intro]
-    fairness = Section("Fairness")
+    if by_source.get("table") and len(by_source["table"]) >= 2:
+        cross = _cross_section(by_source, ci)
+        if "intra_cross.png" in plots:
+            cross.images.append(("intra_cross.png", "intra vs cross datasets, coloured by the difference from intra"))
+        out.append(cross)
+    fairness = Section(f"Fairness{scope}")
     fairness.tables.append(_fairness_table(report, ci))
     out.append(fairness)
     for attribute in ATTRIBUTES:
-        s = Section(f"Groups: {attribute}", level=3)
+        s = Section(f"Groups{scope}: {attribute}", level=3)
         s.tables.append(_groups_table(report, ci, attribute))
         if f"bars_{attribute}.png" in plots:
             s.images.append((f"bars_{attribute}.png", f"FPR, TPR and ACC by {attribute} group"))
@@ -165,11 +227,11 @@ def sections(report: dict[str, Any], plots: dict[str, bytes]) -> list[Section]:
         eer.tables.append(_overall_table(at_eer, {}))
         eer.tables.append(_fairness_table(at_eer, {}))
         out.append(eer)
-    if report.get("by_source", {}).get("table"):
-        cross = _cross_section(report["by_source"])
-        if "intra_cross.png" in plots:
-            cross.images.append(("intra_cross.png", "intra vs cross datasets"))
-        out.append(cross)
+    if pooled:
+        out.append(Section("Per source", text=["Each test set on its own, with its own intervals."]))
+        out += _source_sections(by_source, plots)
+    if report.get("video"):
+        out.append(_video_section(report["video"]))
     curves = Section("Curves and score distributions")
     for name, caption in (("roc.png", "ROC curves by group"), ("scores.png", "score histograms by group")):
         if name in plots:
@@ -189,6 +251,7 @@ def to_markdown(report: dict[str, Any], plots: dict[str, bytes], plot_dir: str =
     parts = ["# fairforge evaluation report"]
     for s in sections(report, plots):
         parts.append("#" * s.level + " " + s.title)
+        parts += [f"> **Warning:** {w}" for w in s.warnings]
         parts += s.text
         parts += [_md_table(t) for t in s.tables]
         parts += [f"![{caption}]({plot_dir}/{name})" for name, caption in s.images]
@@ -207,6 +270,7 @@ td.num small { color: #666; }
 figure { margin: .5rem 0 1.5rem; }
 figure img { max-width: 100%; border: 1px solid #ddd; }
 figcaption { font-size: .85rem; color: #555; }
+div.warning { background: #fff4e5; border-left: 4px solid #e08a00; padding: .4rem .8rem; margin: .4rem 0; }
 """
 
 
@@ -237,6 +301,7 @@ def to_html(report: dict[str, Any], plots: dict[str, bytes]) -> str:
     ]
     for s in sections(report, plots):
         parts.append(f"<h{s.level}>{html.escape(s.title)}</h{s.level}>")
+        parts += [f'<div class="warning"><b>Warning:</b> {html.escape(w)}</div>' for w in s.warnings]
         parts += [f"<p>{html.escape(t)}</p>" for t in s.text]
         parts += [_html_table(t) for t in s.tables]
         for name, caption in s.images:

@@ -1,4 +1,4 @@
-"""`fairforge evaluate`: predictions files in, report.json / report.md / report.html / plots out.
+"""`fairforge evaluate`: predictions files in, report.json / .md / .html, CSV tables and plots out.
 
 Everything is computed and rendered in memory first; only then are files written, so a bad input
 leaves nothing behind. A new output folder appears whole (written as a hidden sibling, then
@@ -7,7 +7,9 @@ renamed); into an existing folder each file is replaced atomically.
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -15,15 +17,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 from fairforge.atomic import atomic_write_bytes
 from fairforge.config.evaluate import EvaluateConfig
 from fairforge.errors import FairforgeError
 
 from .cross import cross_dataset
-from .inputs import concat_predictions, read_predictions, read_scores_for
-from .report import report_from_predictions
+from .inputs import Predictions, concat_predictions, read_predictions, read_scores_for
+from .report import report_frame, report_from_predictions
 
 PLOT_DIR = "plots"
+log = logging.getLogger(__name__)
 
 
 def evaluate_files(
@@ -53,19 +59,62 @@ def evaluate_files(
 
         truth = resolve_dataset(dataset, taxonomy)
         preds = concat_predictions([read_scores_for(p, truth, taxonomy) for p in predictions])
-    options = {"ci_level": config.ci_level, "bootstrap_bins": config.bootstrap_bins}
+    options = {
+        "ci_level": config.ci_level,
+        "bootstrap_bins": config.bootstrap_bins,
+        "min_group_n": config.min_group_n,
+    }
     report = report_from_predictions(
         preds, config.threshold, config.bootstrap, config.seed, progress=progress, **options
     )
-    report["by_source"] = cross_dataset(preds, config.intra, config.threshold, config.bootstrap, config.seed, **options)
+    by_source = cross_dataset(preds, config.intra, config.threshold, config.bootstrap, config.seed, **options)
+    report["by_source"] = by_source
+    if report["ci"]:
+        report["ci"].update(by_source.pop("ci"))
+    else:
+        by_source.pop("ci")
     report["inputs"] = [str(p) for p in predictions]
+    report["warnings"] = [{"scope": "pooled", **w} for w in report["warnings"]]
+    if len(by_source["sources"]) > 1:
+        for source, sub in by_source["sources"].items():
+            report["warnings"] += [{"scope": source, **w} for w in sub["warnings"]]
     files = render_files(report, preds, with_plots=config.plots)
     write_folder(out, files)
+    for warning in report["warnings"]:
+        log.warning("%s: %s", warning["scope"], warning["message"])
     return report
 
 
+def predictions_csv(preds: Predictions) -> bytes:
+    """The predictions as read (label, score, gender, race, source[, video]): for spreadsheets and R."""
+    names = preds.cells.cell_names
+    frame = pd.DataFrame(
+        {
+            "label": preds.labels,
+            "score": preds.scores,
+            "gender": np.array([n[0] for n in names])[preds.cells.code],
+            "race": np.array([n[1] for n in names])[preds.cells.code],
+            "source": np.array(preds.source_names, dtype=object)[preds.source_codes],
+        }
+    )
+    if preds.video is not None:
+        frame["video"] = preds.video
+    return frame.to_csv(index=False).encode()
+
+
+def metrics_csv(report: dict[str, Any]) -> bytes:
+    """Every number of the report as a tidy table, the pooled rows first, then each source's."""
+    frames = [report_frame(report).assign(source="pooled")]
+    sources = report.get("by_source", {}).get("sources", {})
+    frames += [report_frame(sub).assign(source=source) for source, sub in sources.items()]
+    frame = pd.concat(frames, ignore_index=True)
+    buffer = io.StringIO()
+    frame[["source", *frame.columns[:-1]]].to_csv(buffer, index=False)
+    return buffer.getvalue().encode()
+
+
 def render_files(report: dict[str, Any], preds: Any, with_plots: bool = True) -> dict[str, bytes]:
-    """Every output file as bytes: report.json, report.md, report.html and plots/*.png."""
+    """Every output file as bytes: report.json/.md/.html, predictions.csv, metrics.csv, plots/*.png and *.svg."""
     from .render import to_html, to_markdown
 
     plots: dict[str, bytes] = {}
@@ -77,6 +126,8 @@ def render_files(report: dict[str, Any], preds: Any, with_plots: bool = True) ->
         "report.json": (json.dumps(report, indent=2, allow_nan=False) + "\n").encode(),
         "report.md": to_markdown(report, plots, PLOT_DIR).encode(),
         "report.html": to_html(report, plots).encode(),
+        "predictions.csv": predictions_csv(preds),
+        "metrics.csv": metrics_csv(report),
     }
     files.update({f"{PLOT_DIR}/{name}": data for name, data in plots.items()})
     return files

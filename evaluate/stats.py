@@ -8,7 +8,8 @@ estimates and confidence intervals go through the very same metric code.
 The ranking statistics equal scikit-learn's on each group (the field's reference code,
 DeepfakeBench's `get_test_metrics`, calls it): AUC is the trapezoidal area under the ROC curve,
 AP the step integral of `precision_recall_curve`, and EER is `fpr[nanargmin(|fnr - fpr|)]` over
-`roc_curve`'s points *after* its default `drop_intermediate`, whose threshold is the EER threshold.
+`roc_curve`'s points *after* its default `drop_intermediate`, whose threshold is the EER threshold;
+except for a group whose scores are all equal, whose EER is 0.5 (the diagonal's).
 All groups are handled in one pass: rows are sorted by score once, then stably by group, so each
 group is one contiguous run and cumulative sums give every group's ROC points at once.
 """
@@ -132,6 +133,11 @@ def ranking_stats(scores: np.ndarray, labels: np.ndarray, codes: np.ndarray, n_g
         origin = groups_at_min[dist[best] >= 1.0]
         eer[origin] = 0.0
         eer_thr[origin] = np.inf
+    # A constant score ranks nothing: its ROC is the diagonal, whose equal-error point is 0.5.
+    # (roc_curve's two vertices (0, 0) and (1, 1) tie, and the reference's argmin would say 0.)
+    constant = both & (np.bincount(g, minlength=n_groups) == 1)
+    eer[constant] = 0.5
+    eer_thr[constant] = scores[idx[final]][constant[g[final]]]
     return Ranking(auc, ap, eer, eer_thr)
 
 

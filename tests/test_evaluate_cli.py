@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -86,8 +87,21 @@ def test_end_to_end_writes_report_md_html_and_plots(rendered):
         *(f"plots/{p}" for p in ("bars_intersectional.png", "roc.png", "scores.png", "intra_cross.png")),
     ):
         assert (out / name).stat().st_size > 1000, name
+    for name in ("roc.svg", "intra_cross.svg", "bars_intersectional_celebdf.svg"):
+        assert (out / "plots" / name).read_text().lstrip().startswith("<?xml"), name
     html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 6
+    assert html.count("data:image/png;base64,") == 9  # 6 pooled plots + one group plot per source
+    assert "Fairness (pooled: all sources together)" in html and "Source celebdf (cross): 800 predictions" in html
+    gap_ci = report["ci"]["gap"]["per_source"]["celebdf"]["F_FPR"]
+    assert gap_ci[0] <= gap <= gap_ci[1]
+    assert set(report["ci"]["table"]) == {"ffpp", "celebdf", "dfdc"}
+    metrics_csv = pd.read_csv(out / "metrics.csv")
+    assert set(metrics_csv["source"]) == {"pooled", "ffpp", "celebdf", "dfdc"}
+    row = metrics_csv.query(
+        "source == 'pooled' and scope == 'threshold' and attribute == 'intersectional' and metric == 'F_FPR'"
+    )
+    assert row["value"].item() == pytest.approx(report["fairness"]["intersectional"]["F_FPR"])
+    assert len(pd.read_csv(out / "predictions.csv")) == 2400
     md = (out / "report.md").read_text()
     assert "## Intra vs cross dataset (intra: ffpp)" in md and "](plots/roc.png)" in md
     assert not list(folder.glob(".report.*"))  # no staging folder left
@@ -107,7 +121,7 @@ def test_intra_defaults_to_the_first_file_and_source_falls_back_to_the_file_name
 
 def test_rerun_into_an_existing_folder_replaces_the_files(tmp_path, three_sources):
     out = tmp_path / "out"
-    assert run_cli("--predictions", str(three_sources[0]), "--out", str(out), "--no-plots") == 0
+    assert run_cli("--predictions", str(three_sources[0]), "--out", str(out), "--no-plots", "--bootstrap", "0") == 0
     assert run_cli("--predictions", str(three_sources[1]), "--out", str(out), "--no-plots", "--threshold", "0.4") == 0
     report = json.loads((out / "report.json").read_text())
     assert report["threshold"] == 0.4 and report["by_source"]["intra"] == "celebdf"
@@ -177,21 +191,55 @@ def test_one_class_group_is_named_in_the_report(tmp_path):
     frame.loc[(frame["gender"] == "female") & (frame["race"] == "Black"), "label"] = 1
     frame.to_parquet(path)
     out = tmp_path / "out"
-    assert run_cli("--predictions", str(path), "--out", str(out), "--no-plots") == 0
+    assert run_cli("--predictions", str(path), "--out", str(out), "--no-plots", "--bootstrap", "0") == 0
     report = json.loads((out / "report.json").read_text())
     assert report["one_class"]["intersectional"] == ["female-Black"]
     assert report["groups"]["intersectional"]["female-Black"]["auc"] is None
     md = (out / "report.md").read_text()
     assert "Groups with one class only (no AUC, no EER): intersectional: female-Black." in md
-    assert "| intersectional | female-Black | only fake rows | auc, eer, fpr |" in md
+    assert "| intersectional | female-Black | only fake rows | auc, eer, fpr | F_FPR, F_OAE, F_DP," in md
+    assert "> **Warning:** pooled: intersectional groups with one class, left out of every fairness gap" in md
 
 
-def test_report_html_renders_in_headless_chromium(tmp_path, rendered):
-    pixels = screenshot(rendered[1] / "report.html", tmp_path / "shot.png")
-    assert_looks_like_a_report(pixels)
+def test_report_html_has_each_element_and_renders_in_headless_chromium(tmp_path, rendered):
+    _, out, _ = rendered
+    report = json.loads((out / "report.json").read_text())
+    html = (out / "report.html").read_text()
+    # the warnings box, the intra/cross table and the gap rows with numbers and intervals, per-source tables
+    assert '<div class="warning"><b>Warning:</b> pooled: 94 rows have an unknown gender' in html
+    gap = report["by_source"]["gap"]["per_source"]["dfdc"]["F_AUC"]
+    low, high = report["ci"]["gap"]["per_source"]["dfdc"]["F_AUC"]
+    assert "<td>dfdc - ffpp</td>" in html and f"{gap:.2f}<br><small>[{low:.2f}, {high:.2f}]</small>" in html
+    for source, role in (("ffpp", "intra"), ("celebdf", "cross"), ("dfdc", "cross")):
+        assert f"Source {source} ({role}): 800 predictions" in html
+    for caption in ("intra vs cross datasets, coloured by the difference from intra", "ROC curves by group"):
+        assert f'alt="{caption}"' in html
+    pixels = screenshot(out / "report.html", tmp_path / "shot.png", size=(1200, 12000))
+    assert_looks_like_a_report(pixels[:2000])
+    rich = [len(np.unique(band.reshape(-1, 3), axis=0)) > 300 for band in np.array_split(pixels, 24)]
+    assert sum(rich) >= 12, rich  # plots rendered down the whole page, not broken-image icons
 
 
-def test_cli_prints_a_summary(tmp_path, three_sources, capsys):
+def test_cli_prints_a_summary_with_intervals_by_default(tmp_path, three_sources, capsys):
     assert run_cli("--predictions", str(three_sources[0]), "--out", str(tmp_path / "o"), "--no-plots") == 0
     out = capsys.readouterr().out
-    assert "evaluated 800 predictions: AUC" in out and "F_FPR" in out
+    assert re.search(r"evaluated 800 predictions: AUC 0\.\d{4} \[0\.\d{4}, 0\.\d{4}\]", out) and "F_FPR" in out
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert report["ci"]["resamples"] == 1000 and "projection" in report["ci"]["method"]
+    assert (
+        run_cli("--predictions", str(three_sources[0]), "--out", str(tmp_path / "z"), "--no-plots", "--bootstrap", "0")
+        == 0
+    )
+    assert json.loads((tmp_path / "z" / "report.json").read_text())["ci"] == {}
+
+
+def test_to_frame_is_a_tidy_table_of_the_report(three_sources):
+    frame = pd.read_parquet(three_sources[0])
+    report = fairness_report(frame["label"], frame["score"], frame["gender"], frame["race"], bootstrap=50)
+    tidy = report.to_frame()
+    assert list(tidy.columns) == ["scope", "attribute", "group", "metric", "value", "low", "high", "n"]
+    row = tidy.query("scope == 'threshold' and attribute == 'race' and group == 'Black' and metric == 'fpr'")
+    assert row["value"].item() == report["groups"]["race"]["Black"]["fpr"]
+    assert [row["low"].item(), row["high"].item()] == report["ci"]["groups"]["race"]["Black"]["fpr"]
+    fair = tidy.query("scope == 'threshold' and attribute == 'intersectional' and metric == 'F_DP'")
+    assert fair["value"].item() == report["fairness"]["intersectional"]["F_DP"] and fair["group"].isna().all()

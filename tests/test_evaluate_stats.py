@@ -103,15 +103,17 @@ def test_ranking_stats_equal_sklearn_per_group(ties):
                 assert gs.tp[i] == (pred & (y[m] == 1)).sum() and gs.fp[i] == (pred & (y[m] == 0)).sum()
 
 
-def test_all_tied_scores_give_the_origin_as_eer_point():
+def test_a_constant_score_has_eer_one_half_and_is_warned_about():
+    """The reference's argmin picks roc_curve's origin (EER 0, a perfect detector); the diagonal's EER is 0.5."""
     y = np.array([0, 1, 0, 1])
     s = np.full(4, 0.3)
     r = fairness_report(y, s, ["male"] * 4, ["White"] * 4)
-    eer, thr = reference_eer(y, s)
-    assert r["overall"]["eer"] == eer == 0.0 and np.isinf(thr)
-    assert r["overall"]["auc"] == 0.5
-    assert r["at_eer"]["threshold"] is None  # +inf is not JSON; nothing is predicted fake there
-    assert r["at_eer"]["overall"]["pr"] == 0.0
+    assert reference_eer(y, s)[0] == 0.0
+    assert r["overall"]["eer"] == 0.5 and r["overall"]["auc"] == 0.5
+    assert r["at_eer"]["threshold"] == 0.3  # the constant score itself: everything predicted fake there
+    assert r["at_eer"]["overall"]["pr"] == 1.0
+    kinds = [w["kind"] for w in r["warnings"]]
+    assert "constant_score" in kinds and "single_predicted_class" in kinds
 
 
 def test_unknown_attributes_count_overall_only():
@@ -124,3 +126,6 @@ def test_unknown_attributes_count_overall_only():
     race = r["groups"]["race"]
     assert race["Asian"]["n"] == 1 and race["White"]["n"] == 1 and race["Black"]["n"] == 1
     assert sum(g["n"] for g in r["groups"]["intersectional"].values()) == 1  # only male-Asian is fully known
+    assert r["unknown"] == {"intersectional": 3, "gender": 2, "race": 1}
+    counted = {w["attribute"]: w["rows"] for w in r["warnings"] if w["kind"] == "unknown_attribute"}
+    assert counted == {"gender": 2, "race": 1}

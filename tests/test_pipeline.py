@@ -75,6 +75,14 @@ def test_every_stage_writes_outputs_that_validate(tiny_run):
         assert (out / stage / ".stage.json").is_file(), stage
     summary = (out / "report.md").read_text()
     assert "## The balanced set" in summary and "## Evaluation" in summary and "## Training" in summary
+    assert "panels: train/loss, val/auc, val/F_FPR" in summary  # TensorBoard is on in the tiny recipe
+    sheets = list((out / "balance" / "report" / "contact").glob("*.png"))
+    assert len(sheets) >= 8 and summary.count("](balance/report/contact/") == len(sheets)  # every cell's sheet
+    # the tiny run's 2 rows per group and one predicted class are flagged, not reported as fairness
+    assert {"small_groups", "single_predicted_class"} <= {w["kind"] for w in report["warnings"]}
+    assert report["ci"]["resamples"] == 1000 and 0 < report["video"]["n"] <= len(predictions)
+    generate_log = (out / "generate" / "log.txt").read_text()
+    assert "--no-progress" not in generate_log and "diffusion: 100%" in generate_log
 
 
 @pytest.mark.slow

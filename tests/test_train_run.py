@@ -57,7 +57,14 @@ def test_tiny_run_learns_the_toy_task_and_predict_writes_the_contract(toy: Path,
     pred_file = tmp_path / "pred.parquet"
     assert cli(["train", "predict", "--checkpoint", str(out), "--manifest", str(toy), "--out", str(pred_file)]) == 0
     pred = pd.read_parquet(pred_file)
-    assert list(pred.columns) == ["id", "label", "score", "gender", "race", "age", "source", "method"]
+    assert list(pred.columns) == ["id", "label", "score", "gender", "race", "age", "source", "method", "video"]
+    manifest = pd.read_parquet(toy if toy.suffix == ".parquet" else toy / "manifest.parquet")
+
+    def plain(values: pd.Series) -> list[object]:
+        return [None if pd.isna(v) else v for v in values]
+
+    expected = [None if pd.isna(i) else f"{i}/{m}" for i, m in zip(manifest["identity"], manifest["method"])]
+    assert plain(pred["video"]) == expected  # one person under one method: a video for video-level metrics
     assert len(pred) == 96 and pred["score"].between(0, 1).all()
     assert roc_auc_score(pred["label"], pred["score"]) > 0.95
 

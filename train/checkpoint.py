@@ -34,6 +34,7 @@ from fairforge.atomic import atomic_write_bytes, atomic_write_json, atomic_write
 from fairforge.config import dump_yaml, load_model
 from fairforge.config.train import TrainConfig
 from fairforge.errors import ConfigError, MissingModelError
+from fairforge.evaluate.metrics import FAIRNESS_METRICS
 
 from .methods.base import DataInfo
 
@@ -261,7 +262,7 @@ def write_model_card(
     atomic_write_text(output_dir / "README.md", "\n".join(lines))
 
 
-_CARD_METRICS = ("val/auc", "val/acc", "val/F_FPR", "val/F_OAE", "val/F_DP", "val/F_MEO")
+_CARD_METRICS = ("val/auc", "val/acc", *(f"val/{name}" for name in FAIRNESS_METRICS))
 
 
 def _fmt(value: Any) -> str:

@@ -1,10 +1,13 @@
 """Scores for a manifest: used by validation every epoch and by `fairforge train predict`.
 
 The predictions file is the contract `fairforge evaluate` reads: Parquet with `label` (0/1),
-`score` (P(fake) in [0, 1]), `gender`, `race`, `source`, `age`, `method`, `id`, one row per
-manifest row, in manifest order. `score` is P(fake) as validation computes it, or with
-`--score reference` the score the method's authors' test script reports (PG-FDD: the sigmoid of
-the fake logit alone), to compare with their published tables.
+`score` (P(fake) in [0, 1]), `gender`, `race`, `source`, `age`, `method`, `id` and `video` (the
+manifest's `video`, else `<identity>/<method>`: the frames of one person under one manipulation,
+for video-level metrics; a person's real frames and their fakes share the identity, so the method
+keeps them apart; null without an identity), one row per manifest row, in manifest order.
+`score` is P(fake) as validation computes it, or with `--score reference` the score the method's
+authors' test script reports (PG-FDD: the sigmoid of the fake logit alone), to compare with their
+published tables.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from fairforge.taxonomy import UNKNOWN
 from .data import normalize_batch
 from .methods.base import Method
 
-PREDICTION_COLUMNS = ("id", "label", "score", "gender", "race", "age", "source", "method")
+PREDICTION_COLUMNS = ("id", "label", "score", "gender", "race", "age", "source", "method", "video")
 #: `--score`: `softmax` is the method's P(fake) (the paper's); `reference` its authors' test-time score
 SCORES = ("softmax", "reference")
 
@@ -74,7 +77,19 @@ def predictions_frame(frame: pd.DataFrame, indexes: np.ndarray, scores: np.ndarr
         out[column] = rows[column].fillna(UNKNOWN).astype(str).to_numpy()
     out["source"] = rows["source"].astype(str).to_numpy()
     out["method"] = rows["method"].astype(str).to_numpy()
+    out["video"] = video_ids(rows)
     return out[list(PREDICTION_COLUMNS)]
+
+
+def video_ids(rows: pd.DataFrame) -> np.ndarray:
+    """The video of each row: the manifest's `video`, else identity/method; None where unknown."""
+    if "video" in rows.columns:
+        video = rows["video"]
+    elif "identity" in rows.columns:
+        video = rows["identity"].astype("string") + "/" + rows["method"].astype("string")
+    else:
+        return np.full(len(rows), None, dtype=object)
+    return video.astype(object).where(video.notna(), None).to_numpy()
 
 
 def write_predictions(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:

@@ -270,9 +270,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 if __name__ == "__main__":
     import sys
 
+    from fairforge.cli import VERBOSE_ENV, setup_console
     from fairforge.errors import FairforgeError
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_console(os.environ.get(VERBOSE_ENV) == "1")
     try:
         sys.exit(main())
     except FairforgeError as exc:

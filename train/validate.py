@@ -11,12 +11,13 @@ from typing import Any
 
 import pandas as pd
 
-from fairforge.config.train import FAIRNESS_METRICS, SelectConfig
+from fairforge.config.train import SelectConfig
+from fairforge.evaluate.metrics import FAIRNESS_METRICS
 from fairforge.taxonomy import Taxonomy
 
 #: Overall statistics and intersectional fairness metrics logged every epoch.
 OVERALL_KEYS = ("auc", "acc", "eer", "ap")
-FAIRNESS_KEYS = FAIRNESS_METRICS
+FAIRNESS_KEYS = tuple(FAIRNESS_METRICS)
 
 
 def report(pred: pd.DataFrame, threshold: float, taxonomy: Taxonomy) -> dict[str, Any]:
