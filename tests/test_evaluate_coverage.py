@@ -43,7 +43,7 @@ def test_intervals_cover_the_true_gaps():
     percentile = {name: 0 for name in TRUTH}
     for trial in range(TRIALS):
         y, s, g, r = sample(rng)
-        cells = make_cells(g, r)
+        cells = make_cells(g, r, DEFAULT_TAXONOMY)
         points = group_stats(y, s, cells, 0.5)
         section = threshold_section(points)
         boot = bootstrap_stats(y, s, cells, 0.5, RESAMPLES, seed=trial, max_bins=BINS).stats

@@ -19,7 +19,7 @@ def predictions(shifts: dict[str, float], n: int = 1500, seed: int = 0):
     s = np.clip(rng.normal(0.5 + shift * (2 * y - 1), 0.2), 0, 1)
     g = rng.choice(DEFAULT_TAXONOMY.genders, sources.size)
     r = rng.choice(DEFAULT_TAXONOMY.races, sources.size)
-    return check_predictions(y, s, g, r, sources=sources)
+    return check_predictions(y, s, g, r, DEFAULT_TAXONOMY, sources=sources)
 
 
 def test_gap_is_cross_minus_intra_with_the_basic_interval_of_paired_independent_resamples():
