@@ -136,7 +136,7 @@ class Job:
         ctx = PlanContext(seed, taxonomy, _generators(cfg, methods), render_key(cfg))
         self.plan: Plan = build_plan(cfg, self.out, ctx, cells, count, deficits, self.pool)
         self.rows = self.plan.rows
-        self.aligner = Aligner(cfg.align.crop_size, cfg.align.face_fraction, cfg.align.center_y)
+        self.aligner = Aligner.from_config(cfg.align)
         self.renderer = Renderer(cfg, build_detector(cfg.detector, self.aligner, cfg.inswapper.providers), self.aligner)
         if "diffusion" in set(self.rows["method"]):
             from .diffusion import check_model

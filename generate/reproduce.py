@@ -60,7 +60,7 @@ def regenerate(
             f"generate.detector/align: the config's detector/alignment differ from the ones that made {id_} "
             f"(row: {params.get('render')})"
         )
-    aligner = Aligner(cfg.align.crop_size, cfg.align.face_fraction, cfg.align.center_y)
+    aligner = Aligner.from_config(cfg.align)
     renderer = Renderer(cfg, build_detector(cfg.detector, aligner, cfg.inswapper.providers), aligner)
     if row["method"] == "diffusion":
         from .diffusion import torch_threads

@@ -216,8 +216,17 @@ class AlignConfig(StrictModel):
     """Every image of every method goes through this alignment, crop and encoding."""
 
     crop_size: int = Field(256, ge=32, description="square crop side in pixels")
-    face_fraction: float = Field(0.7, gt=0.1, le=1.0, description="width of the 68-landmark box / crop side")
-    center_y: float = Field(0.55, gt=0.0, lt=1.0, description="vertical centre of the landmark box / crop side")
+    geometry: Literal["deepfakebench", "mean_face"] = Field(
+        "deepfakebench",
+        description="deepfakebench: DeepfakeBench's dlib crop (the imported datasets' geometry); "
+        "mean_face: the mean face at face_fraction / center_y",
+    )
+    face_fraction: float = Field(
+        0.7, gt=0.1, le=1.0, description="mean_face only: width of the 68-landmark box / crop side"
+    )
+    center_y: float = Field(
+        0.55, gt=0.0, lt=1.0, description="mean_face only: vertical centre of the landmark box / crop side"
+    )
     image_format: Literal["png", "jpeg"] = "png"
     jpeg_quality: int = Field(95, ge=1, le=100)
 
