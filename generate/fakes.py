@@ -97,9 +97,22 @@ class FaceSource:
 def make_sbi(
     cfg: GenerateConfig, row: Mapping[str, Any], faces: FaceSource
 ) -> tuple[np.ndarray, PristineFace, dict[str, Any]]:
-    dst = faces.get(row["dst_id"])
-    result = self_blend(dst.crop, dst.landmarks, int(row["seed"]), cfg.sbi)
-    return result.image, dst, {"sbi": result.params}
+    """A self-blend of the pristine face `src_id` (its `dst_id` is that face or its transformed target)."""
+    face = faces.get(row["src_id"])
+    result = self_blend(face.crop, face.landmarks, int(row["seed"]), cfg.sbi)
+    return result.image, face, {"sbi": result.params}
+
+
+def make_sbi_target(
+    cfg: GenerateConfig, row: Mapping[str, Any], faces: FaceSource
+) -> tuple[np.ndarray, PristineFace, dict[str, Any]]:
+    """The transformed target of the self-blend with the same seed: that fake's real partner."""
+    face = faces.get(row["src_id"])
+    result = self_blend(face.crop, face.landmarks, int(row["seed"]), cfg.sbi)
+    if result.params["transformed"] != "target":
+        raise FakeError("sbi_target_not_transformed")
+    keys = ("transformed", "rgb_shift", "degrade")
+    return result.target, face, {"sbi_target": {k: result.params[k] for k in keys if k in result.params}}
 
 
 def make_inswapper(

@@ -33,7 +33,7 @@ from fairforge.taxonomy import Taxonomy
 
 from .align import Aligner
 from .faces import build_detector
-from .fakes import FaceSource, FakeError, fake_provenance, make_inswapper, make_sbi
+from .fakes import FaceSource, FakeError, fake_provenance, make_inswapper, make_sbi, make_sbi_target
 from .output import (
     FAILED_DIR,
     clear_failed,
@@ -49,7 +49,8 @@ from .output import (
     write_summary,
 )
 from .plan import (
-    FAKE_METHODS,
+    DERIVED_METHODS,
+    SBI_TARGET,
     Plan,
     PlanContext,
     Pool,
@@ -256,7 +257,7 @@ class Job:
 
     # ---- 4. fakes ------------------------------------------------------------------------------
     def fakes(self) -> None:
-        rows = self.rows[self.rows["method"].isin(FAKE_METHODS)]
+        rows = self.rows[self.rows["method"].isin(DERIVED_METHODS)]
         recorded = read_rows(self.out)
         done, failed = done_ids(self.out, recorded), failed_records(self.out)
         pending_ids = self._pending(rows["id"], done, set(failed))
@@ -276,6 +277,8 @@ class Job:
                 try:
                     if row["method"] == "sbi":
                         image, dst, params = make_sbi(self.cfg, row, source)
+                    elif row["method"] == SBI_TARGET:
+                        image, dst, params = make_sbi_target(self.cfg, row, source)
                     else:
                         image, dst, params = make_inswapper(self.cfg, row, source, self.swapper, embeddings)
                 except FakeError as exc:
@@ -290,6 +293,7 @@ class Job:
                     retries=0,
                     gen_params={**params, "render": self.render},
                     provenance=fake_provenance(dst),
+                    landmarks=dst.landmarks,
                 )
                 bar.update(1)
         self._flush()
@@ -297,7 +301,9 @@ class Job:
     def _check_dependencies(self, rows: pd.DataFrame, source: FaceSource, failed: dict[str, Any]) -> None:
         """Every face a fake needs is made or failed; otherwise another shard has not made it yet."""
         for record in rows.itertuples(index=False):
-            for face in {record.dst_id, record.src_id}:
+            # a self-blend reads only its source face (its dst_id may be a partner made in this phase)
+            needed = {record.src_id} if record.method in ("sbi", SBI_TARGET) else {record.dst_id, record.src_id}
+            for face in needed:
                 if not source.has(face) and face not in failed:
                     raise FairforgeError(
                         f"{self.out}: fake {record.id} needs face {face}, which is not made yet "

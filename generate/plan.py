@@ -39,11 +39,16 @@ from fairforge.manifest import read_manifest
 from fairforge.taxonomy import UNKNOWN, Taxonomy
 
 from .prompts import Cell, cell_key, check_prompts, sample_prompt
+from .sbi import target_is_transformed
 
 PLAN_NAME = "plan.parquet"
 REQUESTS_NAME = "requests.json"
 PRISTINE_METHODS = ("diffusion",)
 FAKE_METHODS = ("sbi", "inswapper")
+#: The real partner of a self-blend whose target was transformed (made in the fakes phase).
+SBI_TARGET = "sbi_target"
+#: Rows made in the fakes phase, from pristine faces already on disk.
+DERIVED_METHODS = (*FAKE_METHODS, SBI_TARGET)
 
 PLAN_SCHEMA = pa.schema(
     [
@@ -265,7 +270,7 @@ def _spec(cfg: GenerateConfig, method: str) -> dict[str, Any]:
     if method == "diffusion":
         d = cfg.diffusion
         return {"dtype": d.dtype, "scheduler": d.scheduler, "revision": d.revision, "variant": d.variant}
-    if method == "sbi":
+    if method in ("sbi", SBI_TARGET):
         return {"sbi": cfg.sbi.model_dump(mode="json")}
     return {"pairing": dict(cfg.inswapper.pairing), "recognition": cfg.inswapper.recognition}
 
@@ -332,6 +337,32 @@ def _fake_row(
     key = {k_: row.get(k_) for k_ in ("generator", "seed", "dst_id", "src_id", "pair_rule")}
     row["id"] = make_id(method, cell, k, {**key, "spec": row["spec"], "render": ctx.render})
     return row
+
+
+def _fake_rows(
+    cfg: GenerateConfig, ctx: PlanContext, method: str, cell: Cell, k: int, request: str, pool: Pool
+) -> list[dict[str, Any]]:
+    """The k-th fake of `cell`, preceded by the real row it is paired with when that row is new.
+
+    A self-blend whose colour/quality transform falls on the target is paired with that
+    transformed target, planned here as a real row (`SBI_TARGET`, label 0) from the same seed, and
+    the fake's `dst_id` names it: outside the blend mask the two are equal.
+    """
+    row = _fake_row(cfg, ctx, method, cell, k, request, pool)
+    if method != "sbi" or not target_is_transformed(int(row["seed"])):
+        return [row]
+    target = {
+        **row,
+        "method": SBI_TARGET,
+        "label": 0,
+        "dst_id": None,
+    }
+    key = {k_: target.get(k_) for k_ in ("generator", "seed", "src_id")}
+    target["id"] = make_id(SBI_TARGET, cell, k, {**key, "spec": target["spec"], "render": ctx.render})
+    row["dst_id"] = target["id"]
+    key = {k_: row.get(k_) for k_ in ("generator", "seed", "dst_id", "src_id", "pair_rule")}
+    row["id"] = make_id(method, cell, k, {**key, "spec": row["spec"], "render": ctx.render})
+    return [target, row]
 
 
 def load_plan(out: Path) -> pd.DataFrame:
@@ -445,11 +476,11 @@ def build_plan(
     if pool is None or pool.source == "diffusion":
         pool = diffusion_pool(planned)
     for cell, method, k in (w for w in wanted if w[1] != "diffusion"):
-        row = _fake_row(cfg, ctx, method, cell, k, tag, pool)
-        ids.append(row["id"])
-        if row["id"] not in known:
-            known.add(row["id"])
-            new_rows.append(row)
+        for row in _fake_rows(cfg, ctx, method, cell, k, tag, pool):
+            ids.append(row["id"])
+            if row["id"] not in known:
+                known.add(row["id"])
+                new_rows.append(row)
     if not new_rows:
         return Plan(existing, ids, tag, requests, deficits is not None)
     added = pd.DataFrame(new_rows, columns=PLAN_COLUMNS)

@@ -19,9 +19,9 @@ from fairforge.taxonomy import Taxonomy
 
 from .align import Aligner
 from .faces import build_detector
-from .fakes import FaceSource, make_inswapper, make_sbi
+from .fakes import FaceSource, make_inswapper, make_sbi, make_sbi_target
 from .output import encode, read_rows
-from .plan import load_plan, manifest_pool
+from .plan import SBI_TARGET, load_plan, manifest_pool
 from .pristine import Renderer, generate_round, round_seeds
 from .rows import render_params
 
@@ -76,6 +76,8 @@ def regenerate(
         source = FaceSource(out, rows, renderer, real=False)
     if row["method"] == "sbi":
         image, _, _ = make_sbi(cfg, plan_row, source)
+    elif row["method"] == SBI_TARGET:
+        image, _, _ = make_sbi_target(cfg, plan_row, source)
     else:
         from .swap import Swapper, generator_id
 

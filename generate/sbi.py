@@ -9,7 +9,9 @@ The steps and their parameters are the paper's code (`SelfBlendedImages/src/util
    subset instead (81 points: the first 68, as the paper's code; 68 points: Face X-ray's part-hull
    masks `dfl_full` / `components`, unions of hulls of landmark subsets);
 2. source = a copy of the image; either the source or the target gets the colour and quality
-   transform (p=0.5 each): RGB shift +-20 (p=0.3), HSV shift, brightness/contrast +-0.1, then one of
+   transform (p=0.5 each; drawn first, so the plan knows it from the seed). When the target is
+   transformed, the fake's real partner is that transformed target (the reference code returns it
+   as the pair's real image), so outside the blend mask a fake equals its partner exactly: RGB shift +-20 (p=0.3), HSV shift, brightness/contrast +-0.1, then one of
    a nearest-neighbour downscale by 2 or 4 (and linear upscale back) or a sharpen;
 3. the source and mask get a small affine (translate x +-3%, y +-1.5%, scale 0.95..1/0.95), the
    mask an elastic warp (alpha 50, sigma 7);
@@ -166,10 +168,25 @@ def blend_mask(mask: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, 
     return cv2.resize(blurred, (w, h)), {"kernels": [k1, k2], "sigma": sigma2, "size": [size_w, size_h]}
 
 
+def transforms_target(rng: np.random.Generator) -> bool:
+    """The first draw of every blend: does the colour/quality transform fall on the target?
+
+    It comes first so that the plan can tell from the seed alone (`target_is_transformed`) which
+    fakes need their transformed target written as a real row of its own: their pair partner.
+    """
+    return bool(rng.random() >= 0.5)
+
+
+def target_is_transformed(seed: int) -> bool:
+    """Whether `self_blend(..., seed)` transforms the target (then `SBIResult.target` is the partner)."""
+    return transforms_target(np.random.default_rng(seed))
+
+
 def self_blend(image: np.ndarray, landmarks: np.ndarray, seed: int, cfg: SBIConfig | None = None) -> SBIResult:
     """One self-blended fake of `image` (RGB uint8) with its landmarks (68 or 81 points), reproducible from `seed`."""
     cfg = cfg or SBIConfig()
     rng = np.random.default_rng(seed)
+    on_target = transforms_target(rng)
     landmarks = np.asarray(landmarks, dtype=np.float64)
     h, w = image.shape[:2]
     kind = "facehull"
@@ -182,12 +199,12 @@ def self_blend(image: np.ndarray, landmarks: np.ndarray, seed: int, cfg: SBIConf
     params: dict[str, Any] = {"hull": kind}
     target = image.copy()
     source = image.copy()
-    if rng.random() < 0.5:
-        source, changes = source_transform(source, rng, cfg)
-        params["transformed"] = "source"
-    else:
+    if on_target:
         target, changes = source_transform(target, rng, cfg)
         params["transformed"] = "target"
+    else:
+        source, changes = source_transform(source, rng, cfg)
+        params["transformed"] = "source"
     params.update(changes)
     source, mask, affine = random_affine(source, hull, rng, cfg)
     params.update(affine)

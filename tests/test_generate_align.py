@@ -13,9 +13,7 @@ from fairforge.generate.faces import build_detector
 
 def deepfakebench_matrix(landmarks68: np.ndarray, res: int) -> np.ndarray:
     """DeepfakeBench `preprocess.py::img_align_crop` written out from its formula (scale 1.3)."""
-    dst = np.array(
-        [[30.2946, 51.6963], [65.5318, 51.5014], [48.0252, 71.7366], [33.5493, 92.3655], [62.7299, 92.2041]]
-    )
+    dst = np.array([[30.2946, 51.6963], [65.5318, 51.5014], [48.0252, 71.7366], [33.5493, 92.3655], [62.7299, 92.2041]])
     dst[:, 0] += 8.0
     dst *= res / 112
     margin = res * 0.3 / 2
@@ -71,7 +69,9 @@ def test_landmark_statistics_equal_the_template_at_256():
     assert np.abs(np.std(ours, axis=0) - np.std(theirs, axis=0)).max() < 1.0
     # the template detector's landmarks (the mean face placed by the geometry) are that crop too
     placed = aligner.landmarks
-    np.testing.assert_allclose(placed, transform_points(MEAN_FACE_68, deepfakebench_matrix(MEAN_FACE_68, 256)), atol=1.0)
+    np.testing.assert_allclose(
+        placed, transform_points(MEAN_FACE_68, deepfakebench_matrix(MEAN_FACE_68, 256)), atol=1.0
+    )
     assert np.abs(placed[list(DEEPFAKEBENCH_POINTS)] - aligner.template).max() < 12  # the fit's residual
     # the issue's measured figures: eye line near 0.47 of the height, centred
     assert abs(aligner.template[:2, 1].mean() / 256 - 0.47) < 0.01
