@@ -29,6 +29,7 @@ from fairforge.config import PipelineConfig
 from fairforge.config.balance import BalanceConfig
 from fairforge.manifest import read_manifest, to_frame, write_manifest
 
+from .audit import audit_balanced
 from .cap import cell_keys
 from .loop import TopUp, run_loop, write_table
 from .measure import MeasureCache, Measurers
@@ -153,13 +154,16 @@ def run_balance(
     _warn_on_giant_group(mixed, cfg)
     mixed = materialize(mixed, mixed_roots, out_dir, cfg.link)
     write_manifest(mixed, out_dir / "manifest.parquet", taxonomy)
+    audit = audit_balanced(mixed, out_dir, cfg.audit)
 
     rejected = pd.concat([_rejected_table(result, gen_root), crossed], ignore_index=True)
     write_table(rejected, out_dir / "rejected.parquet")
     write_table(result.deficits, out_dir / "deficits.parquet")
     write_table(result.acceptance, out_dir / "acceptance.parquet")
     write_table(rounds, out_dir / "rounds.parquet")
-    atomic_write_json(out_dir / "provenance.json", _provenance(measurers, result.rows, real_frames, cfg))
+    atomic_write_json(
+        out_dir / "provenance.json", {**_provenance(measurers, result.rows, real_frames, cfg), "audit": audit}
+    )
     # keys sorted: some defaults are built from sets, whose order changes from process to process
     atomic_write_text(out_dir / "config.yaml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=True))
     write_report(
@@ -174,6 +178,7 @@ def run_balance(
         contact_per_cell=cfg.report.contact_per_cell,
         contact_thumb=cfg.report.contact_thumb,
         with_age=cfg.with_age,
+        audit=audit,
     )
     log.info(
         "balance: %d kept of %d generated, %d real mixed in, %d removed at the split, %d missing -> %s",
