@@ -167,13 +167,20 @@ class Aligner:
         return umeyama(src, dst)
 
     def align(self, image: np.ndarray, kps: np.ndarray, landmarks: np.ndarray | None = None):  # type: ignore[no-untyped-def]
-        """(crop, landmarks in crop coordinates or None): the face warped onto the geometry.
+        """(crop, landmarks in crop coordinates or None): the face warped onto the geometry."""
+        matrix = self.matrix(kps, landmarks)
+        moved = None if landmarks is None else transform_points(landmarks, matrix)
+        return self.warp(image, matrix), moved
 
+    def warp(self, image: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+        """The crop of `image` under `matrix` (image -> crop pixels).
+
+        Every crop of the set goes through here, so a fake made on the full-resolution image and
+        cropped with its pristine face's matrix has exactly that face's pixels where it is unchanged.
         A large downscale first goes through an area resize, so a 1024-px face cropped to 256 is not
         aliased (a bilinear warp alone would skip pixels).
         """
-        matrix = self.matrix(kps, landmarks)
-        full = matrix
+        matrix = np.asarray(matrix, np.float64)
         scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
         source = image
         if scale < 0.5:
@@ -183,8 +190,4 @@ class Aligner:
             ratio_y = source.shape[0] / image.shape[0]
             matrix = matrix @ np.diag([1 / ratio_x, 1 / ratio_y, 1.0])
         size = self.crop_size
-        crop = cv2.warpAffine(source, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
-        moved = None
-        if landmarks is not None:
-            moved = transform_points(landmarks, full)
-        return crop, moved
+        return cv2.warpAffine(source, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)

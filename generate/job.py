@@ -40,6 +40,7 @@ from .output import (
     done_ids,
     encode,
     failed_records,
+    full_path,
     image_relpath,
     lossless_path,
     mark_failed,
@@ -182,18 +183,22 @@ class Job:
             total=total, desc=desc, unit="img", disable=not (self.options.progress and self.state.is_main_process)
         )
 
-    def _record(self, plan_row: dict[str, Any], image, **fields: Any) -> None:  # type: ignore[no-untyped-def]
+    def _record(self, plan_row: dict[str, Any], image, full=None, **fields: Any) -> None:  # type: ignore[no-untyped-def]
         """Hand one finished image to the writer thread (encode, write atomically, then its row).
 
         Encoding and fsync-ed writes overlap the next pipeline call instead of stalling it; one
         thread keeps the order image-then-row, so a row never points at a file not yet on disk.
+        `full` is the full-resolution image a pristine crop was cut from, kept for swaps.
         """
-        self._writes.append(self._io.submit(self._write, dict(plan_row), image, fields))
+        self._writes.append(self._io.submit(self._write, dict(plan_row), image, full, fields))
         while len(self._writes) > 32:  # bound the images held in memory
             self._writes.pop(0).result()
 
-    def _write(self, plan_row: dict[str, Any], image, fields: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
+    def _write(self, plan_row: dict[str, Any], image, full, fields: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
         path = image_relpath(plan_row["method"], plan_row["id"], self.cfg.align)
+        if full is not None:
+            data = encode(full, self.cfg.align, lossless=True)
+            write_image(self.out, str(full_path(self.out, plan_row["id"]).relative_to(self.out)), data)
         data = encode(image, self.cfg.align)
         if self.cfg.align.image_format != "png" and plan_row["method"] == "diffusion":
             lossless = encode(image, self.cfg.align, lossless=True)
@@ -244,13 +249,16 @@ class Job:
         self._flush()
 
     def _write_pristine(self, made: Made, dtype: str) -> None:
+        params = gen_params(self.cfg, made, self.render, dtype)
+        params["crop_matrix"] = self.renderer.matrix(made.face).tolist()
         self._record(
             dict(made.row),
             made.crop,
+            full=made.full if "inswapper" in self.cfg.methods else None,
             seed=made.seed,
             identity=made.row["id"],
             retries=made.round,
-            gen_params=gen_params(self.cfg, made, self.render, dtype),
+            gen_params=params,
             landmarks=made.landmarks,
             face_score=made.face.score,
         )

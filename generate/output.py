@@ -6,6 +6,8 @@ Layout of `DIR`:
     images/<method>/<id>.<png|jpg>
     lossless/<id>.png     pristine faces before JPEG encoding (only with image_format: jpeg), so
                           swaps and blends are encoded once, like the faces they are made from
+    lossless/full/<id>.png  the full-resolution image of each pristine face (only when the set has
+                          swaps: a swap runs on it and is cropped with the face's `crop_matrix`)
     shards/               per-rank manifest shards while a job runs (merged at the end)
     failed/<id>.json      rows that stayed bad after every retry (reason, attempts)
     manifest.parquet      the merged manifest
@@ -29,6 +31,7 @@ from fairforge.manifest import MANIFEST_NAME, SHARD_DIR, to_frame
 
 IMAGES_DIR = "images"
 LOSSLESS_DIR = "lossless"
+FULL_DIR = "full"
 FAILED_DIR = "failed"
 SUMMARY_NAME = "summary.json"
 
@@ -43,6 +46,11 @@ def image_relpath(method: str, id_: str, cfg: AlignConfig) -> str:
 
 def lossless_path(out: Path, id_: str) -> Path:
     return out / LOSSLESS_DIR / f"{id_}.png"
+
+
+def full_path(out: Path, id_: str) -> Path:
+    """The full-resolution image a pristine crop was cut from (kept when the set has face swaps)."""
+    return out / LOSSLESS_DIR / FULL_DIR / f"{id_}.png"
 
 
 def encode(image: np.ndarray, cfg: AlignConfig, lossless: bool = False) -> bytes:
