@@ -139,7 +139,7 @@ class ImageDataset(torch.utils.data.Dataset):
         if self.face_detector is None:
             return float("nan")
         if self._scorer is None:  # built lazily: once per worker process
-            self._scorer = FACE_DETECTORS[self.face_detector](self.upsample)
+            self._scorer = FACE_DETECTORS.get(self.face_detector, key="balance.face.detector")(self.upsample)
         score = self._scorer(rgb)
         return float("nan") if score is None else score
 

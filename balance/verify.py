@@ -52,6 +52,8 @@ def verify_round(
     taxonomy: Taxonomy,
     progress: bool = True,
 ) -> RoundResult:
+    for i, clf in enumerate(measurers.classifiers):
+        clf.label_map.require([a for a in cfg.verify.match if a in clf.attributes], f"balance.classifiers[{i}]")
     measured = measure(frame, root, measurers, cache, progress=progress)
     rows = attach_measurements(frame, measured, cfg)
     alive, filtered = run_filters(rows, cfg, taxonomy)

@@ -27,6 +27,10 @@ class ClassifierConfig(StrictModel):
     arch: str = "resnet34"
     #: FairFace only: input size (FairFace was trained at 224 with ImageNet normalization).
     image_size: int = Field(224, gt=0)
+    #: FairFace only: the checkpoint's race layout: 7 (`res34_fair_align_multi_7`: White, Black,
+    #: Latino_Hispanic, East Asian, Southeast Asian, Indian, Middle Eastern) or 4
+    #: (`fairface_alldata_4race`: White, Black, Asian, Indian; the same 18 logits). Mapped by name.
+    races: Literal[7, 4] = 7
     #: Label names in logit order (timm; overrides the model's `label_names`). A name is
     #: `attribute:label` (e.g. `race:East Asian`) or a bare label of `attribute` below.
     labels: list[str] | None = None
