@@ -38,17 +38,19 @@ from fairforge.errors import ConfigError, ManifestError
 from fairforge.manifest import read_manifest
 from fairforge.taxonomy import UNKNOWN, Taxonomy
 
+from . import methods
 from .prompts import Cell, cell_key, check_prompts, sample_prompt
-from .sbi import target_is_transformed
 
 PLAN_NAME = "plan.parquet"
 REQUESTS_NAME = "requests.json"
-PRISTINE_METHODS = ("diffusion",)
-FAKE_METHODS = ("sbi", "inswapper")
 #: The real partner of a self-blend whose target was transformed (made in the fakes phase).
 SBI_TARGET = "sbi_target"
-#: Rows made in the fakes phase, from pristine faces already on disk.
-DERIVED_METHODS = (*FAKE_METHODS, SBI_TARGET)
+
+
+def derived_methods() -> list[str]:
+    """Generators whose rows the fakes phase makes from pristine faces on disk (fakes and partners)."""
+    return methods.of_kind("fake", "partner")
+
 
 PLAN_SCHEMA = pa.schema(
     [
@@ -168,8 +170,13 @@ def read_deficits(path: str | Path, taxonomy: Taxonomy) -> tuple[pd.DataFrame, s
             value = getattr(record, column)
             if value not in allowed:
                 raise ManifestError(str(file), f"{value!r} is not one of {list(allowed)}", row=row, column=column)
-        if record.method not in (*PRISTINE_METHODS, *FAKE_METHODS):
-            raise ManifestError(str(file), f"unknown method {record.method!r}", row=row, column="method")
+        if record.method not in methods.of_kind("pristine", "fake"):
+            raise ManifestError(
+                str(file),
+                f"unknown method {record.method!r}; expected one of {methods.of_kind('pristine', 'fake')}",
+                row=row,
+                column="method",
+            )
         missing = record.missing
         if isinstance(missing, bool) or not float(missing).is_integer() or int(missing) <= 0:
             raise ManifestError(
@@ -267,12 +274,7 @@ class PlanContext:
 
 def _spec(cfg: GenerateConfig, method: str) -> dict[str, Any]:
     """The config that shapes this method's bytes (goes into the id hash and the row's `spec`)."""
-    if method == "diffusion":
-        d = cfg.diffusion
-        return {"dtype": d.dtype, "scheduler": d.scheduler, "revision": d.revision, "variant": d.variant}
-    if method in ("sbi", SBI_TARGET):
-        return {"sbi": cfg.sbi.model_dump(mode="json")}
-    return {"pairing": dict(cfg.inswapper.pairing), "recognition": cfg.inswapper.recognition}
+    return methods.get(method)().spec(cfg)
 
 
 def _diffusion_row(cfg: GenerateConfig, ctx: PlanContext, cell: Cell, k: int, request: str) -> dict[str, Any]:
@@ -329,7 +331,7 @@ def _fake_row(
         "dst_id": dst,
         "spec": json.dumps(_spec(cfg, method), sort_keys=True),
     }
-    if method == "inswapper":
+    if methods.get(method).pairs_faces:
         rule, src_cell, src = pair_source(cell, k, k % pool.size(cell), pool, cfg.inswapper.pairing)
         row.update(src_id=src, pair_rule=rule, src_cell=cell_key(src_cell))
     else:
@@ -349,16 +351,19 @@ def _fake_rows(
     the fake's `dst_id` names it: outside the blend mask the two are equal.
     """
     row = _fake_row(cfg, ctx, method, cell, k, request, pool)
-    if method != "sbi" or not target_is_transformed(int(row["seed"])):
+    generator = methods.get(method)()
+    if generator.partner is None or not generator.partner_needed(int(row["seed"])):
         return [row]
+    partner = methods.get(generator.partner)()
     target = {
         **row,
-        "method": SBI_TARGET,
-        "label": 0,
+        "method": partner.name,
+        "label": partner.label(cfg),
+        "generator": ctx.generators.get(partner.name, partner.generator_id(cfg)),
         "dst_id": None,
     }
     key = {k_: target.get(k_) for k_ in ("generator", "seed", "src_id")}
-    target["id"] = make_id(SBI_TARGET, cell, k, {**key, "spec": target["spec"], "render": ctx.render})
+    target["id"] = make_id(partner.name, cell, k, {**key, "spec": target["spec"], "render": ctx.render})
     row["dst_id"] = target["id"]
     key = {k_: row.get(k_) for k_ in ("generator", "seed", "dst_id", "src_id", "pair_rule")}
     row["id"] = make_id(method, cell, k, {**key, "spec": row["spec"], "render": ctx.render})
@@ -458,12 +463,12 @@ def build_plan(
         tag = "base"
         wanted = [(cell, m, k) for m in _method_order(cfg.methods) for cell in cells for k in range(count_per_cell)]
     order = {c: i for i, c in enumerate(ctx.taxonomy.cells(True) + ctx.taxonomy.cells(False))}
-    wanted.sort(key=lambda item: (_METHOD_RANK[item[1]], order[item[0]], item[2]))
+    wanted.sort(key=lambda item: (methods.plan_order(item[1]), order[item[0]], item[2]))
     check_prompts(cfg.prompt, ctx.taxonomy, sorted({cell for cell, _, _ in wanted}))
 
     new_rows: list[dict[str, Any]] = []
     ids: list[str] = []
-    diffusion_new = [w for w in wanted if w[1] == "diffusion"]
+    diffusion_new = [w for w in wanted if methods.get(w[1]).kind == "pristine"]
     for cell, _method, k in diffusion_new:
         row = _diffusion_row(cfg, ctx, cell, k, tag)
         ids.append(row["id"])
@@ -475,7 +480,7 @@ def build_plan(
     )
     if pool is None or pool.source == "diffusion":
         pool = diffusion_pool(planned)
-    for cell, method, k in (w for w in wanted if w[1] != "diffusion"):
+    for cell, method, k in (w for w in wanted if methods.get(w[1]).kind != "pristine"):
         for row in _fake_rows(cfg, ctx, method, cell, k, tag, pool):
             ids.append(row["id"])
             if row["id"] not in known:
@@ -492,8 +497,5 @@ def build_plan(
     return Plan(frame.reset_index(drop=True), ids, tag, requests, True)
 
 
-_METHOD_RANK = {"diffusion": 0, "sbi": 1, "inswapper": 2}
-
-
-def _method_order(methods: Iterable[str]) -> list[str]:
-    return sorted(methods, key=lambda m: _METHOD_RANK[m])
+def _method_order(names: Iterable[str]) -> list[str]:
+    return sorted(names, key=lambda m: (methods.plan_order(m), m))

@@ -17,11 +17,12 @@ from fairforge.config.generate import GenerateConfig
 from fairforge.errors import ConfigError, FairforgeError
 from fairforge.taxonomy import Taxonomy
 
+from . import methods
 from .align import Aligner
 from .faces import build_detector
-from .fakes import FaceSource, make_inswapper, make_sbi, make_sbi_target
+from .fakes import FaceSource
 from .output import encode, read_rows
-from .plan import SBI_TARGET, load_plan, manifest_pool
+from .plan import load_plan, manifest_pool
 from .pristine import Renderer, generate_round, round_seeds
 from .rows import render_params
 
@@ -62,7 +63,7 @@ def regenerate(
         )
     aligner = Aligner.from_config(cfg.align)
     renderer = Renderer(cfg, build_detector(cfg.detector, aligner, cfg.inswapper.providers), aligner)
-    if row["method"] == "diffusion":
+    if methods.get(row["method"]).kind == "pristine":
         from .diffusion import torch_threads
 
         with torch_threads(cfg.num_threads):
@@ -74,16 +75,12 @@ def regenerate(
         source = FaceSource(out, frame, renderer, real=True)
     else:
         source = FaceSource(out, rows, renderer, real=False)
-    if row["method"] == "sbi":
-        image, _, _ = make_sbi(cfg, plan_row, source)
-    elif row["method"] == SBI_TARGET:
-        image, _, _ = make_sbi_target(cfg, plan_row, source)
-    else:
-        from .swap import Swapper, generator_id
-
-        if generator_id(cfg) != row["generator"]:
-            raise ConfigError(f"generate.inswapper.model: not the swapper that made {id_} ({row['generator']})")
-        image, _, _ = make_inswapper(cfg, plan_row, source, Swapper(cfg), {})
+    generator = methods.get(row["method"], key=f"{out}: row {id_} method")()
+    if generator.generator_id(cfg) != row["generator"]:
+        raise ConfigError(
+            f"generate: the config's {row['method']} is not the generator that made {id_} ({row['generator']})"
+        )
+    image, _, _ = generator.make(cfg, plan_row, source)
     return encode(image, cfg.align)
 
 

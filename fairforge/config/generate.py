@@ -11,7 +11,7 @@ checked by the plan builder before any image is made.
 from __future__ import annotations
 
 import string
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -34,7 +34,13 @@ PROMPT_PLACEHOLDERS: tuple[str, ...] = (
 )
 #: Pairing rules of the face swap: which cell the source identity comes from.
 PAIRING_RULES: tuple[str, ...] = ("same_cell", "same_gender_other_race", "same_race_other_gender", "any_cell")
-METHOD_NAMES: tuple[str, ...] = ("diffusion", "inswapper", "sbi")
+
+
+def method_names() -> list[str]:
+    """The generators `generate.methods` may name: every registered one but the partner rows."""
+    from fairforge.generate.methods import of_kind
+
+    return of_kind("pristine", "fake")
 
 
 def template_fields(template: str) -> list[str]:
@@ -320,15 +326,36 @@ class GenerateConfig(StrictModel):
     sbi: SBIConfig = SBIConfig()
     inswapper: InswapperConfig = InswapperConfig()
     pool: PoolConfig = PoolConfig()
+    options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="generator name -> its settings (generators without a section above)"
+    )
 
     @field_validator("methods")
     @classmethod
     def _methods(cls, value: list[str]) -> list[str]:
-        unknown = sorted(set(value) - set(METHOD_NAMES))
+        names = method_names()
+        unknown = sorted(set(value) - set(names))
         if unknown:
-            raise ValueError(f"unknown method(s) {unknown}; expected some of {list(METHOD_NAMES)}")
+            raise ValueError(f"unknown method(s) {unknown}; expected some of {names}")
         if len(set(value)) != len(value):
             raise ValueError(f"duplicate methods in {value}")
+        return value
+
+    @field_validator("options")
+    @classmethod
+    def _options(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        from fairforge.generate.methods import GENERATORS
+
+        for name, section in value.items():
+            if name not in GENERATORS:
+                raise ValueError(f"[{name!r}]: unknown generator; expected one of {GENERATORS.names()}")
+            model = GENERATORS.get(name).Config
+            if model is None:
+                raise ValueError(f"[{name!r}]: generator {name!r} takes no options")
+            try:
+                model.model_validate(section)
+            except ValueError as exc:
+                raise ValueError(f"[{name!r}]: {exc}") from None
         return value
 
     @model_validator(mode="after")
