@@ -23,11 +23,10 @@ from typing import Any
 import cv2
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 from fairforge.atomic import atomic_write_bytes, atomic_write_json
 from fairforge.config.generate import AlignConfig
-from fairforge.manifest import MANIFEST_NAME, SHARD_DIR, to_frame
+from fairforge.manifest import SHARD_DIR, recorded_rows
 
 IMAGES_DIR = "images"
 LOSSLESS_DIR = "lossless"
@@ -80,14 +79,7 @@ def write_image(out: Path, relpath: str, data: bytes) -> None:
 
 def read_rows(out: Path) -> pd.DataFrame:
     """Every manifest row recorded in the folder (merged manifest and unmerged shards), by id."""
-    files = [out / MANIFEST_NAME] if (out / MANIFEST_NAME).is_file() else []
-    shard_dir = out / SHARD_DIR
-    if shard_dir.is_dir():
-        files += sorted(shard_dir.glob("*.parquet"))
-    frames = [to_frame(pq.read_table(f)) for f in files]
-    if not frames:
-        return to_frame([])
-    return to_frame(pd.concat(frames, ignore_index=True)).drop_duplicates("id", keep="first")
+    return recorded_rows(out)
 
 
 def done_ids(out: Path, rows: pd.DataFrame | None = None) -> set[str]:

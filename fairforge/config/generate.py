@@ -240,7 +240,21 @@ class AlignConfig(StrictModel):
 class SBIConfig(StrictModel):
     """Self-blended images (Shiohara & Yamasaki, CVPR 2022); defaults are the paper's code."""
 
-    subset_hull_prob: float = Field(0.25, ge=0.0, le=1.0, description="hull of a landmark subset instead of all")
+    subset_hull_prob: float = Field(
+        0.25, ge=0.0, le=1.0, description="81-point landmarks: probability of using only the first 68"
+    )
+    hull_kinds: list[Literal["dfl_full", "extended", "components", "facehull"]] = Field(
+        default_factory=lambda: ["dfl_full", "extended", "components", "facehull"],
+        description="hull kinds drawn uniformly (the reference with the Face X-ray library); [facehull]: without it",
+    )
+    isotropic_scale: bool = Field(
+        False, description="one affine scale for x and y (the reference draws them apart, as albumentations does)"
+    )
+    reference_scale: bool = Field(
+        True,
+        description="scale the mask's working size so blur kernels are the reference's relative to the face "
+        "(it blends on a wider margin crop)",
+    )
     rgb_shift: float = 20.0
     rgb_shift_p: float = Field(0.3, ge=0.0, le=1.0)
     hue_shift: float = Field(0.3, description="HSV limits in the reference code's uint8 units")
@@ -257,6 +271,13 @@ class SBIConfig(StrictModel):
     elastic_alpha: float = 50.0
     elastic_sigma: float = 7.0
     blend_ratios: list[float] = [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+
+    @field_validator("hull_kinds")
+    @classmethod
+    def _hull_kinds(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("expected at least one hull kind")
+        return value
 
     @field_validator("blend_ratios")
     @classmethod
