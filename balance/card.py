@@ -226,6 +226,7 @@ def _audit_lines(audit: Mapping[str, Any] | None) -> list[str]:
         "its partner.",
         "",
         _md_table(audit_table(audit)),
+        "",
         f"Flagged: {flagged}.",
         "",
     ]

@@ -36,7 +36,7 @@ from .measure import MeasureCache, Measurers
 from .mix import materialize, sample_real
 from .report import write_report
 from .split import assign_splits, crossing_rows, identity_groups
-from .verify import verify_round
+from .verify import verify_round, with_partners
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,9 @@ def run_balance(
         signature,
     )
     gen_root = Path(read_manifest(gen_dir, taxonomy, validate=False).attrs["root"])
-    synthetic = to_frame(result.rows.loc[result.kept].drop(columns=["readable", "embedding"]))
+    synthetic = to_frame(
+        result.rows.loc[with_partners(result.rows, result.kept)].drop(columns=["readable", "embedding"])
+    )
 
     # mix: real rows, sampled per (cell, label) stratum
     parts, roots = [synthetic], [pd.Series(str(gen_root), index=synthetic.index)]

@@ -149,3 +149,21 @@ def test_cli_writes_audit_json_and_strict_fails(tmp_path, capsys):
     # without --strict the shortcut is reported, not fatal
     assert main(["audit", "--manifest", str(tmp_path / "blurred"), "--out", str(tmp_path / "again")]) == 0
     assert "exceeded: probes.sbi.auc" in capsys.readouterr().out
+
+
+def test_kept_fakes_bring_their_partners():
+    import pandas as pd
+
+    from fairforge.balance.verify import with_partners
+
+    rows = pd.DataFrame(
+        {
+            "id": ["p0", "t0", "f0", "f1", "t1", "p1"],
+            "label": [0, 0, 1, 1, 0, 0],
+            "dst_id": [None, None, "t0", "p1", None, None],
+        },
+        index=[10, 11, 12, 13, 14, 15],
+    )
+    kept = with_partners(rows, pd.Index([10, 12]))  # f0 kept, its transformed target t0 was capped away
+    assert list(kept) == [10, 12, 11]
+    assert list(with_partners(rows, pd.Index([13, 15]))) == [13, 15]  # partner already kept: nothing added
