@@ -87,8 +87,35 @@ def load_fairface(cfg: ClassifierConfig, key: str, taxonomy: Taxonomy) -> Attrib
         ]
     )
     heads = [h for h in fairface_heads(cfg.races) if cfg.attributes is None or h.attribute in cfg.attributes]
-    info = {"backend": "fairface", "path": cfg.path, "arch": cfg.arch, "races": cfg.races}
-    return AttributeClassifier(f"fairface:{cfg.arch}:{cfg.races}-race", model, transform, heads, taxonomy, info=info)
+    info = {
+        "backend": "fairface",
+        "path": cfg.path,
+        "arch": cfg.arch,
+        "races": cfg.races,
+        "align": "dlib-chip-300-0.25",
+    }
+    clf = AttributeClassifier(f"fairface:{cfg.arch}:{cfg.races}-race", model, transform, heads, taxonomy, info=info)
+    clf.align = fairface_chip
+    return clf
+
+
+def fairface_chip(rgb: Any, landmarks: Any) -> Any:
+    """FairFace's reference input: dlib's face chip (`get_face_chip(size=300, padding=0.25)`) as PIL.
+
+    FairFace's `predict.py` aligns with dlib's 5-point shape; dlib maps a 68-point shape onto the
+    same chip template, so the stored 68 landmarks give the chip it was trained on (the transform
+    then resizes it to 224).
+    """
+    import dlib
+    import numpy as np
+    from PIL import Image
+
+    pts = np.asarray(landmarks, np.float64).reshape(-1, 2)
+    lo, hi = pts.min(0), pts.max(0)
+    rect = dlib.rectangle(int(lo[0]), int(lo[1]), int(np.ceil(hi[0])), int(np.ceil(hi[1])))
+    shape = dlib.full_object_detection(rect, [dlib.point(int(round(x)), int(round(y))) for x, y in pts])
+    chip = dlib.get_face_chip(np.ascontiguousarray(rgb, dtype=np.uint8), shape, size=300, padding=0.25)
+    return Image.fromarray(np.asarray(chip))
 
 
 # ------------------------------------------------------------------------------------------------

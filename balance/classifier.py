@@ -151,6 +151,9 @@ class AttributeClassifier:
         self.info = info or {}
         self.device = torch.device("cpu")
         self.autocast_dtype: torch.dtype | None = None
+        #: The classifier's reference alignment, (RGB array, 68 landmarks) -> PIL image, applied
+        #: before `transform` when a row has landmarks (None: the crop as it is).
+        self.align: Callable[[np.ndarray, np.ndarray], Any] | None = None
 
     @property
     def attributes(self) -> list[str]:
