@@ -46,6 +46,8 @@ class Generator:
     pairs_faces: ClassVar[bool] = False
     #: Settings under `generate.options.<name>` (None: it takes none, or has its own section).
     Config: ClassVar[type[BaseModel] | None] = None
+    #: The generator of the real rows this one's fakes may be paired with (`partner_needed`).
+    partner: ClassVar[str | None] = None
 
     def label(self, cfg: GenerateConfig) -> int:
         return self.fake_label
@@ -73,8 +75,6 @@ class Generator:
     def partner_needed(self, seed: int) -> bool:
         """Whether this fake's real partner is a row of its own (`partner`), planned before it."""
         return False
-
-    partner: ClassVar[str | None] = None
 
     def make(
         self, cfg: GenerateConfig, row: Mapping[str, Any], faces: FaceSource
