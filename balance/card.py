@@ -42,7 +42,12 @@ def components(provenance: Mapping[str, Any], overrides: Mapping[str, Any]) -> l
     """Every model / dataset the release depends on, with its role and licence."""
     items: list[tuple[str, str]] = [(g, "generator") for g in provenance.get("generators", [])]
     items += [
-        (c.get("path") or c.get("arch") or "?", f"attribute classifier ({c.get('backend')})")
+        (
+            c.get("path") or c.get("arch") or "?",
+            f"attribute classifier ({c.get('backend')}"
+            + (f", {c['races']}-race checkpoint, races mapped by name" if c.get("races") else "")
+            + ")",
+        )
         for c in provenance.get("classifiers", [])
     ]
     if provenance.get("face_detector") == "dlib":
