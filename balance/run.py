@@ -159,6 +159,7 @@ def run_balance(
     audit = audit_balanced(mixed, out_dir, cfg.audit)
 
     rejected = pd.concat([_rejected_table(result, gen_root), crossed], ignore_index=True)
+    rejected = rejected[~rejected["id"].isin(mixed["id"])].reset_index(drop=True)  # partners kept for their fakes
     write_table(rejected, out_dir / "rejected.parquet")
     write_table(result.deficits, out_dir / "deficits.parquet")
     write_table(result.acceptance, out_dir / "acceptance.parquet")
