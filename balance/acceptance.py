@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .cap import CELL, cell_keys
-from .filters import FILTERS, REASONS
+from .filters import REASONS, chain
 
 KEYS = [*CELL, "method"]
 
@@ -30,7 +30,7 @@ def acceptance_table(frame: pd.DataFrame, rejects: pd.DataFrame, targets: pd.Dat
         out[reason] = by_reason[reason] if reason in by_reason else 0
     alive = out["made"].copy()
     by_filter = reasons.groupby([*KEYS, "filter"], dropna=False).size().unstack("filter")
-    for name, _ in FILTERS:
+    for name, _ in chain():
         alive = alive - (by_filter[name].reindex(out.index).fillna(0) if name in by_filter else 0)
         out[f"after_{name}"] = alive
     out["passed"] = alive

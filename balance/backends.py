@@ -13,13 +13,14 @@ from typing import Any
 
 from fairforge.config.balance import ClassifierConfig
 from fairforge.errors import ConfigError, MissingModelError
+from fairforge.registry import Registry
 from fairforge.taxonomy import AGE_BINS, FAIRFACE_GENDERS, FAIRFACE_RACES, Taxonomy
 
 from .classifier import AttributeClassifier, Head, parse_heads
 from .models import resolve_model
 
 Loader = Callable[[ClassifierConfig, str, Taxonomy], AttributeClassifier]
-BACKENDS: dict[str, Loader] = {}
+BACKENDS: Registry[Loader] = Registry("classifier backend")
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -27,18 +28,13 @@ FAIRFACE_URL = "https://github.com/dchen236/FairFace (res34_fair_align_multi_7_2
 
 
 def register_backend(name: str) -> Callable[[Loader], Loader]:
-    def wrap(fn: Loader) -> Loader:
-        BACKENDS[name] = fn
-        return fn
-
-    return wrap
+    """`@register_backend("name")`: a loader for `backend: name` (a duplicate name is refused)."""
+    return BACKENDS.register(name)
 
 
 def load_classifier(cfg: ClassifierConfig, key: str, taxonomy: Taxonomy) -> AttributeClassifier:
     """Load the classifier `cfg` describes; `key` (e.g. `balance.classifiers[0]`) names it in errors."""
-    if cfg.backend not in BACKENDS:
-        raise ConfigError(f"{key}.backend: unknown {cfg.backend!r}; expected one of {sorted(BACKENDS)}")
-    return BACKENDS[cfg.backend](cfg, key, taxonomy)
+    return BACKENDS.get(cfg.backend, key=f"{key}.backend")(cfg, key, taxonomy)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -49,6 +45,16 @@ FAIRFACE_HEADS = (
     Head("gender", (7, 8), FAIRFACE_GENDERS),
     Head("age", tuple(range(9, 18)), AGE_BINS),
 )
+#: The 4-race checkpoint (`fairface_alldata_4race_20191111.pt`): the same 18 logits, of which the
+#: first 4 are its races (FairFace's `predict.py` reads `outputs[:4]`); 4-6 are unused.
+FAIRFACE_4_RACES = ("White", "Black", "Asian", "Indian")
+
+
+def fairface_heads(races: int) -> tuple[Head, ...]:
+    """The heads of a FairFace checkpoint with `races` (7 or 4) race logits, labels by name."""
+    if races == 7:
+        return FAIRFACE_HEADS
+    return (Head("race", tuple(range(0, 4)), FAIRFACE_4_RACES), *FAIRFACE_HEADS[1:])
 
 
 @register_backend("fairface")
@@ -80,9 +86,36 @@ def load_fairface(cfg: ClassifierConfig, key: str, taxonomy: Taxonomy) -> Attrib
             transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
         ]
     )
-    heads = [h for h in FAIRFACE_HEADS if cfg.attributes is None or h.attribute in cfg.attributes]
-    info = {"backend": "fairface", "path": cfg.path, "arch": cfg.arch}
-    return AttributeClassifier(f"fairface:{cfg.arch}", model, transform, heads, taxonomy, info=info)
+    heads = [h for h in fairface_heads(cfg.races) if cfg.attributes is None or h.attribute in cfg.attributes]
+    info = {
+        "backend": "fairface",
+        "path": cfg.path,
+        "arch": cfg.arch,
+        "races": cfg.races,
+        "align": "dlib-chip-300-0.25",
+    }
+    clf = AttributeClassifier(f"fairface:{cfg.arch}:{cfg.races}-race", model, transform, heads, taxonomy, info=info)
+    clf.align = fairface_chip
+    return clf
+
+
+def fairface_chip(rgb: Any, landmarks: Any) -> Any:
+    """FairFace's reference input: dlib's face chip (`get_face_chip(size=300, padding=0.25)`) as PIL.
+
+    FairFace's `predict.py` aligns with dlib's 5-point shape; dlib maps a 68-point shape onto the
+    same chip template, so the stored 68 landmarks give the chip it was trained on (the transform
+    then resizes it to 224).
+    """
+    import dlib
+    import numpy as np
+    from PIL import Image
+
+    pts = np.asarray(landmarks, np.float64).reshape(-1, 2)
+    lo, hi = pts.min(0), pts.max(0)
+    rect = dlib.rectangle(int(lo[0]), int(lo[1]), int(np.ceil(hi[0])), int(np.ceil(hi[1])))
+    shape = dlib.full_object_detection(rect, [dlib.point(int(round(x)), int(round(y))) for x, y in pts])
+    chip = dlib.get_face_chip(np.ascontiguousarray(rgb, dtype=np.uint8), shape, size=300, padding=0.25)
+    return Image.fromarray(np.asarray(chip))
 
 
 # ------------------------------------------------------------------------------------------------

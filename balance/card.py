@@ -19,6 +19,7 @@ import yaml
 
 from fairforge.config.balance import ReleaseConfig
 
+from .audit import audit_table
 from .licenses import INSIGHTFACE_TERMS, License, dataset_license, license_of
 from .report import _md_table
 
@@ -67,7 +68,12 @@ def components(provenance: Mapping[str, Any], overrides: Mapping[str, Any]) -> l
     """Every model / dataset the release depends on, with its role and licence."""
     items: list[tuple[str, str]] = [(g, "generator") for g in provenance.get("generators", [])]
     items += [
-        (c.get("path") or c.get("arch") or "?", f"attribute classifier ({c.get('backend')})")
+        (
+            c.get("path") or c.get("arch") or "?",
+            f"attribute classifier ({c.get('backend')}"
+            + (f", {c['races']}-race checkpoint, races mapped by name" if c.get("races") else "")
+            + ")",
+        )
         for c in provenance.get("classifiers", [])
     ]
     if provenance.get("face_detector") == "dlib":
@@ -217,6 +223,7 @@ def card_body(
         "disparities (false positive rate, accuracy and equalized-odds gaps between groups). Not for "
         "identifying people, inferring anyone's gender, race or age, or any surveillance use.",
         "",
+        *_audit_lines(provenance.get("audit")),
         "## Bias and limitations",
         "",
         "- Gender, race and age are coarse, externally assigned categories (the attribute classifier's "
@@ -237,6 +244,28 @@ def card_body(
         "",
     ]
     return "\n".join(lines)
+
+
+def _audit_lines(audit: Mapping[str, Any] | None) -> list[str]:
+    """The label-shortcut audit of the balanced set (`fairforge audit`), when it ran."""
+    if not audit:
+        return []
+    flagged = "; ".join(audit.get("exceeded", [])) or "none"
+    return [
+        "## Label-shortcut audit",
+        "",
+        "What a detector could learn besides the manipulation: a cross-validated classifier on what lies "
+        "outside the face (colour, sharpness, high frequencies) and on the file (format, encoder settings, "
+        "size), fakes against the real rows they are paired with, and synthetic against each imported "
+        f"source. AUC 0.5 means no such shortcut; above {audit['thresholds']['max_auc']} is flagged. "
+        "`changed outside face` is the fraction of pixels outside the face that differ between a fake and "
+        "its partner.",
+        "",
+        _md_table(audit_table(audit)),
+        "",
+        f"Flagged: {flagged}.",
+        "",
+    ]
 
 
 def _filters_text(filters: Mapping[str, Any]) -> str:

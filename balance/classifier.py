@@ -77,9 +77,11 @@ class LabelMap:
     taxonomy: Taxonomy
     values: dict[str, tuple[str, ...]] = field(init=False)
     matrices: dict[str, torch.Tensor] = field(init=False)
+    #: Per attribute, the classifier labels that land on no taxonomy value.
+    unmapped: dict[str, list[str]] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.values, self.matrices = {}, {}
+        self.values, self.matrices, self.unmapped = {}, {}, {}
         for head in self.heads:
             vocab = (*self.taxonomy.allowed(head.attribute)[:-1], UNKNOWN)
             matrix = torch.zeros(len(head.labels), len(vocab))
@@ -91,8 +93,25 @@ class LabelMap:
                     unmapped.append(label)
             if unmapped:
                 log.warning("%s labels %s map to no taxonomy value: counted as %r", head.attribute, unmapped, UNKNOWN)
+                self.unmapped[head.attribute] = unmapped
             self.values[head.attribute] = vocab
             self.matrices[head.attribute] = matrix
+
+    def require(self, attributes: Sequence[str], name: str) -> None:
+        """Every label of the heads that verification matches on maps onto the taxonomy.
+
+        An unmapped label (`LABEL_0`, `Caucasian`, `Men`) would count as `unknown` and reject every
+        image it wins on, so for a matched attribute it is an error naming the label and the values.
+        """
+        for attribute in attributes:
+            labels = self.unmapped.get(attribute)
+            if labels:
+                allowed = [*self.taxonomy.allowed(attribute)[:-1]]
+                extra = f" (or the race_map keys {sorted(self.taxonomy.race_map)})" if attribute == "race" else ""
+                raise ConfigError(
+                    f"{name}: {attribute} label(s) {labels} map to no taxonomy value; expected one of {allowed}"
+                    f"{extra}. Rename them with `labels:`, or extend the taxonomy's maps"
+                )
 
     def __call__(self, logits: torch.Tensor) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Logits [n, k] -> {attribute: (taxonomy values [n] as str, confidences [n] float32)}."""
@@ -132,6 +151,9 @@ class AttributeClassifier:
         self.info = info or {}
         self.device = torch.device("cpu")
         self.autocast_dtype: torch.dtype | None = None
+        #: The classifier's reference alignment, (RGB array, 68 landmarks) -> PIL image, applied
+        #: before `transform` when a row has landmarks (None: the crop as it is).
+        self.align: Callable[[np.ndarray, np.ndarray], Any] | None = None
 
     @property
     def attributes(self) -> list[str]:

@@ -1,6 +1,6 @@
 """The filter chain: each filter looks at the rows still alive and rejects some, with a reason.
 
-Filters run in a fixed order (`FILTERS`), cheapest verdict first after the classifier's, and each
+Filters run in a fixed order (`chain()`), cheapest verdict first after the classifier's, and each
 sees only the survivors of the ones before, so a blurry image never knocks a sharp near-duplicate
 out and every rejected row carries exactly one reason: the first filter it failed. A filter is a
 function (rows, config, taxonomy) -> DataFrame indexed by the rejected rows with `reason` and
@@ -17,12 +17,15 @@ import pandas as pd
 
 from fairforge.config.balance import BalanceConfig
 from fairforge.errors import ConfigError
+from fairforge.registry import Registry
 from fairforge.taxonomy import UNKNOWN, Taxonomy
 
 from .dedup import near_duplicates
 
 FilterFn = Callable[[pd.DataFrame, BalanceConfig, Taxonomy], pd.DataFrame]
-FILTERS: list[tuple[str, FilterFn]] = []
+FILTERS: Registry[FilterFn] = Registry("filter")
+#: The run order of the built-in filters; filters registered elsewhere run after them, by name.
+ORDER = ("readable", "attribute", "face", "size", "sharpness", "duplicate", "identity")
 
 #: Every reason a row can be rejected for, in the order the report lists them.
 REASONS = (
@@ -42,11 +45,13 @@ REASONS = (
 
 
 def register_filter(name: str) -> Callable[[FilterFn], FilterFn]:
-    def wrap(fn: FilterFn) -> FilterFn:
-        FILTERS.append((name, fn))
-        return fn
+    """`@register_filter("name")`: a filter of the chain (a duplicate name is refused)."""
+    return FILTERS.register(name)
 
-    return wrap
+
+def chain() -> list[tuple[str, FilterFn]]:
+    """(name, filter) in run order: ORDER first, then any other registered filter by name."""
+    return [(n, FILTERS.get(n)) for n in ORDER] + [(n, f) for n, f in FILTERS.items() if n not in ORDER]
 
 
 def _rejects(index: pd.Index, reason: str | list[str], detail: list[str]) -> pd.DataFrame:
@@ -190,7 +195,7 @@ def run_filters(frame: pd.DataFrame, cfg: BalanceConfig, taxonomy: Taxonomy) -> 
     """Apply every filter in order; returns (index of survivors, rejects with reason/detail/filter)."""
     alive = frame
     rejected = []
-    for name, fn in FILTERS:
+    for name, fn in chain():
         if alive.empty:
             break
         out = fn(alive, cfg, taxonomy)

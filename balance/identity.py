@@ -2,19 +2,39 @@
 
 `insightface.model_zoo.get_model(path)` recognises an ArcFace-style ONNX (one square input of
 112 px, a 512-d output) and applies insightface's own preprocessing; buffalo_l's `w600k_r50.onnx`
-and the tiny `arcface` model load the same way. The crops fairforge makes are already aligned,
-so each image is only resized to the model's input size.
+and the tiny `arcface` model load the same way. ArcFace was trained on insightface's `norm_crop`
+(its 5 keypoints on a fixed 112-px template), and its cosine threshold only means something on
+that input: `arcface_input` aligns each crop from its stored landmarks the same way. A row without
+landmarks falls back to resizing the whole crop (its threshold is then only a rough guide).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import cv2
 import numpy as np
 
 from fairforge.errors import ConfigError
 
 from .models import resolve_model
+
+
+def arcface_input(rgb: np.ndarray, landmarks: np.ndarray, size: int = 112) -> np.ndarray:
+    """insightface's `norm_crop` of an RGB image from its 68 landmarks (eye centres, nose, mouth corners)."""
+    from insightface.utils import face_align
+
+    from fairforge.generate.align import kps5_from_68, umeyama
+
+    kps = kps5_from_68(np.asarray(landmarks, np.float64).reshape(-1, 2))
+    if size % 112 == 0:
+        dst = face_align.arcface_dst * (size / 112.0)
+    else:  # insightface's 128-px layout: the 112 template scaled, moved 8 px right
+        ratio = size / 128.0
+        dst = face_align.arcface_dst * ratio + np.array([8.0 * ratio, 0.0])
+    # the same least-squares similarity insightface estimates (`estimate_norm`), without its deprecated call
+    matrix = umeyama(kps, dst)
+    return cv2.warpAffine(rgb, matrix, (size, size), borderValue=0.0)
 
 
 class FaceEmbedder:

@@ -35,7 +35,7 @@ from fairforge.taxonomy import Taxonomy
 
 from .backends import load_classifier
 from .classifier import AttributeClassifier, pick_device
-from .identity import FaceEmbedder
+from .identity import FaceEmbedder, arcface_input
 from .quality import FACE_DETECTORS, FaceScorer, perceptual_hash, sharpness
 
 log = logging.getLogger(__name__)
@@ -100,6 +100,7 @@ class Measurers:
             "hash_size": self.cfg.dedup.hash_size,
             "identity": [self.cfg.identity.model, self.embedder.input_size if self.embedder else None],
             "taxonomy": self.taxonomy.to_config(),
+            "inputs": "landmark-aligned (arcface norm_crop, fairface dlib chip)",
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -131,10 +132,14 @@ class ImageDataset(torch.utils.data.Dataset):
         crop_size: tuple[int, int] | None,
         expected: Sequence[str | None] | None = None,
         roots: Sequence[str] | None = None,
+        landmarks: Sequence[np.ndarray | None] | None = None,
+        aligns: Sequence[Callable[[np.ndarray, np.ndarray], Image.Image] | None] | None = None,
     ) -> None:
         self.paths = list(paths)
         self.expected = list(expected) if expected is not None else [None] * len(self.paths)
         self.roots = list(roots) if roots is not None else None
+        self.landmarks = list(landmarks) if landmarks is not None else [None] * len(self.paths)
+        self.aligns = list(aligns) if aligns is not None else [None] * len(transforms)
         self.transforms = list(transforms)
         self.sharpness_size = sharpness_size
         self.hash_size = hash_size
@@ -150,7 +155,7 @@ class ImageDataset(torch.utils.data.Dataset):
         if self.face_detector is None:
             return float("nan")
         if self._scorer is None:  # built lazily: once per worker process
-            self._scorer = FACE_DETECTORS[self.face_detector](self.upsample)
+            self._scorer = FACE_DETECTORS.get(self.face_detector, key="balance.face.detector")(self.upsample)
         score = self._scorer(rgb)
         return float("nan") if score is None else score
 
@@ -172,6 +177,11 @@ class ImageDataset(torch.utils.data.Dataset):
             image = Image.new("RGB", _PLACEHOLDER, (127, 127, 127))
             readable, digest, (width, height) = False, "", _PLACEHOLDER
         rgb = np.asarray(image)
+        landmarks = self.landmarks[index] if readable else None
+        inputs = [
+            t(align(rgb, landmarks) if align is not None and landmarks is not None else image)
+            for t, align in zip(self.transforms, self.aligns)
+        ]
         item: dict[str, Any] = {
             "index": index,
             "readable": readable,
@@ -181,10 +191,14 @@ class ImageDataset(torch.utils.data.Dataset):
             "sharpness": sharpness(rgb, self.sharpness_size),
             "phash": perceptual_hash(image, self.hash_size),
             "face_score": self._face_score(rgb) if readable else float("nan"),
-            "inputs": [t(image) for t in self.transforms],
+            "inputs": inputs,
         }
         if self.crop_size is not None:
-            item["crop"] = torch.from_numpy(np.asarray(image.resize(self.crop_size, Image.BILINEAR)).copy())
+            if landmarks is not None and self.crop_size[0] == self.crop_size[1]:
+                crop = arcface_input(rgb, landmarks, self.crop_size[0])
+            else:
+                crop = np.asarray(image.resize(self.crop_size, Image.BILINEAR))
+            item["crop"] = torch.from_numpy(np.ascontiguousarray(crop).copy())
         return item
 
 
@@ -265,6 +279,8 @@ def _compute(
         embedder.input_size if embedder else None,
         expected=[v if isinstance(v, str) else None for v in frame["sha256"]] if "sha256" in frame else None,
         roots=allowed_roots(root),
+        landmarks=[_landmarks(v) for v in frame["landmarks"]] if "landmarks" in frame.columns else None,
+        aligns=[c.align for c in measurers.classifiers],
     )
     cuda = any(c.device.type == "cuda" for c in measurers.classifiers)
     loader = torch.utils.data.DataLoader(
@@ -279,6 +295,14 @@ def _compute(
                 i = row.pop("index")
                 row["id"], row["fingerprint"] = ids[i], key_list[i]
                 writer.add(row)
+
+
+def _landmarks(value: Any) -> np.ndarray | None:
+    """A row's stored 68 landmarks (crop pixels) as 68x2, or None."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    pts = np.asarray(list(value), dtype=np.float64)
+    return pts.reshape(-1, 2) if pts.size == 136 else None
 
 
 def _batch_rows(batch: dict[str, Any], measurers: Measurers) -> list[dict[str, Any]]:

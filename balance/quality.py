@@ -13,8 +13,10 @@ import imagehash
 import numpy as np
 from PIL import Image
 
+from fairforge.registry import Registry
+
 FaceScorer = Callable[[np.ndarray], float | None]
-FACE_DETECTORS: dict[str, Callable[[int], FaceScorer]] = {}
+FACE_DETECTORS: Registry[Callable[[int], FaceScorer]] = Registry("face detector")
 
 
 def sharpness(rgb: np.ndarray, size: int) -> float:
@@ -30,11 +32,8 @@ def perceptual_hash(image: Image.Image, hash_size: int) -> str:
 
 
 def register_face_detector(name: str) -> Callable[[Callable[[int], FaceScorer]], Callable[[int], FaceScorer]]:
-    def wrap(factory: Callable[[int], FaceScorer]) -> Callable[[int], FaceScorer]:
-        FACE_DETECTORS[name] = factory
-        return factory
-
-    return wrap
+    """`@register_face_detector("name")`: a factory (upsample) -> scorer for `balance.face.detector`."""
+    return FACE_DETECTORS.register(name)
 
 
 @register_face_detector("dlib")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from PIL import Image, ImageDraw
 from fairforge.atomic import atomic_open, atomic_write_text
 from fairforge.taxonomy import Taxonomy, group_name
 
+from .audit import audit_table, geometry_table
 from .split import split_table
 
 FIGURES = "report"
@@ -174,6 +176,7 @@ def write_report(
     contact_per_cell: int,
     contact_thumb: int,
     with_age: bool,
+    audit: Mapping[str, Any] | None = None,
 ) -> None:
     doc = Document("fairforge balance report")
     synth = manifest[manifest["id"].isin(synthetic_ids)]
@@ -213,6 +216,18 @@ def write_report(
     split_counts = manifest.groupby(["split", "label"]).size().unstack("label", fill_value=0).reset_index()
     split_counts.columns = [str(c) if c == "split" else f"label {c}" for c in split_counts.columns]
     doc.table(split_counts)
+    if audit is not None:
+        doc.heading("Label-shortcut audit (what a detector could learn outside the face)")
+        doc.text(
+            "Probes: a cross-validated classifier on features of what lies outside the face and of the file, "
+            "fakes against their paired real rows (per method) and synthetic against each imported source; "
+            f"AUC 0.5 means no shortcut, above {audit['thresholds']['max_auc']} is flagged. Pairs: the fraction "
+            "of pixels outside the face that differ between a fake and its partner. Details in audit.json."
+        )
+        doc.table(audit_table(audit))
+        doc.text("Exceeded: " + "; ".join(audit["exceeded"]) if audit["exceeded"] else "No threshold exceeded.")
+        doc.heading("Landmark geometry per source")
+        doc.table(geometry_table(audit))
     doc.heading("Contact sheets (kept images, per cell)")
     keys = ["gender", "race", "age"] if with_age else ["gender", "race"]
     sheets = set()

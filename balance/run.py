@@ -32,6 +32,7 @@ from fairforge.errors import ManifestError
 from fairforge.manifest import MANIFEST_NAME, read_manifest, to_frame, write_manifest
 from fairforge.paths import claim_output, component_problem, record_link_targets
 
+from .audit import audit_balanced
 from .cap import cell_keys
 from .leaks import check_no_leaks
 from .loop import TopUp, run_loop, write_table
@@ -39,7 +40,7 @@ from .measure import MeasureCache, Measurers
 from .mix import materialize, sample_real
 from .report import write_report
 from .split import assign_splits
-from .verify import RoundResult, verify_round
+from .verify import RoundResult, verify_round, with_partners
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +138,9 @@ def run_balance(
         signature,
     )
     gen_root = Path(read_manifest(gen_dir, taxonomy, validate=False).attrs["root"])
-    synthetic = to_frame(result.rows.loc[result.kept].drop(columns=["readable", "embedding"]))
+    synthetic = to_frame(
+        result.rows.loc[with_partners(result.rows, result.kept)].drop(columns=["readable", "embedding"])
+    )
 
     # mix: real rows, sampled per (cell, label) stratum
     gen_file = str(Path(gen_root) / MANIFEST_NAME)
@@ -167,13 +170,17 @@ def run_balance(
         record_link_targets(out_dir, sorted(set(mixed_roots)))
     mixed = materialize(mixed, mixed_roots, out_dir, cfg.link, previous=previous, files=mixed_files)
     write_manifest(mixed, out_dir / "manifest.parquet", taxonomy)
+    audit = audit_balanced(mixed, out_dir, cfg.audit)
 
     rejected = _rejected_table(result, gen_root)
+    rejected = rejected[~rejected["id"].isin(mixed["id"])].reset_index(drop=True)  # partners kept for their fakes
     write_table(rejected, out_dir / "rejected.parquet")
     write_table(result.deficits, out_dir / "deficits.parquet")
     write_table(result.acceptance, out_dir / "acceptance.parquet")
     write_table(rounds, out_dir / "rounds.parquet")
-    atomic_write_json(out_dir / "provenance.json", _provenance(measurers, result.rows, real_frames, cfg))
+    atomic_write_json(
+        out_dir / "provenance.json", {**_provenance(measurers, result.rows, real_frames, cfg), "audit": audit}
+    )
     # keys sorted: some defaults are built from sets, whose order changes from process to process
     atomic_write_text(out_dir / "config.yaml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=True))
     write_report(
@@ -188,6 +195,7 @@ def run_balance(
         contact_per_cell=cfg.report.contact_per_cell,
         contact_thumb=cfg.report.contact_thumb,
         with_age=cfg.with_age,
+        audit=audit,
     )
     log.info(
         "balance: %d kept of %d generated, %d real mixed in, splits %s, %d missing -> %s",

@@ -52,6 +52,8 @@ def verify_round(
     taxonomy: Taxonomy,
     progress: bool = True,
 ) -> RoundResult:
+    for i, clf in enumerate(measurers.classifiers):
+        clf.label_map.require([a for a in cfg.verify.match if a in clf.attributes], f"balance.classifiers[{i}]")
     measured = measure(frame, root, measurers, cache, progress=progress)
     rows = attach_measurements(frame, measured, cfg)
     alive, filtered = run_filters(rows, cfg, taxonomy)
@@ -61,3 +63,16 @@ def verify_round(
     return RoundResult(
         rows, kept, rejects.reindex(rows.index.intersection(rejects.index, sort=False)), acceptance, deficits(table)
     )
+
+
+def with_partners(rows: pd.DataFrame, kept: pd.Index) -> pd.Index:
+    """`kept` plus the real partner (`dst_id`) of every kept fake that is a row of the set.
+
+    A fake is only evidence of its manipulation next to the real row it equals outside the face
+    (a transformed SBI target, a swap's target face); capping or filtering that row away would
+    leave the fake without it, so the partner follows its fake whatever its own verdict.
+    """
+    chosen = rows.loc[kept]
+    wanted = set(chosen.loc[chosen["label"] == 1, "dst_id"].dropna()) - set(chosen["id"])
+    extra = rows.index[rows["id"].isin(wanted) & (rows["label"] == 0)]
+    return kept.append(extra.difference(kept))

@@ -84,6 +84,7 @@ def bench_diffusion(args: argparse.Namespace) -> None:
         for round_ in range(args.rounds + 1):  # round 0 warms up both
             out = work / f"run{round_}"
             job = Job(cfg, out, 0, Taxonomy(), JobOptions(cells=cells, count_per_cell=n_per_cell, progress=False))
+            job.load()
             job._pipe = shared_pipe or job.pipeline()
             shared_pipe = job._pipe
             rows = job.rows

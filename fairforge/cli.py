@@ -21,6 +21,7 @@ STAGE_CLIS: tuple[str, ...] = (
     "fairforge.importers.cli",
     "fairforge.generate.cli",
     "fairforge.balance.cli",
+    "fairforge.balance.audit",
     "fairforge.train.cli",
     "fairforge.evaluate.cli",
     "fairforge.pipeline.cli",

@@ -418,14 +418,21 @@ def _read_shards(folder: Path) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else to_frame([])
 
 
+def recorded_rows(folder: str | os.PathLike[str]) -> pd.DataFrame:
+    """Every row recorded in the folder (its merged manifest, then unmerged shards), one per id.
+
+    What a running or restarted job has made so far; the first row written for an id wins, as in
+    `merge_shards`.
+    """
+    folder = Path(folder)
+    parts = [to_frame(pq.read_table(folder / MANIFEST_NAME))] if (folder / MANIFEST_NAME).is_file() else []
+    parts.append(_read_shards(folder))
+    return to_frame(pd.concat(parts, ignore_index=True)).drop_duplicates("id", keep="first")
+
+
 def completed_ids(folder: str | os.PathLike[str]) -> set[str]:
     """Ids already recorded in the folder's manifest or shards: what a restarted job skips."""
-    folder = Path(folder)
-    ids: set[str] = set()
-    if (folder / MANIFEST_NAME).is_file():
-        ids.update(pq.read_table(folder / MANIFEST_NAME, columns=["id"]).column("id").to_pylist())
-    ids.update(_read_shards(folder)["id"].dropna().tolist())
-    return ids
+    return set(recorded_rows(folder)["id"].dropna())
 
 
 def merge_shards(

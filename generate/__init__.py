@@ -2,7 +2,9 @@
 
 `run_generate(cfg, out, seed=..., taxonomy=..., options=JobOptions(...))` runs the job (what
 `fairforge generate` calls); `regenerate(out, id, cfg)` remakes one image from its manifest row;
-`self_blend` is the SBI recipe on one face; `build_detector` the face detector registry.
+`self_blend` is the SBI recipe on one face; `build_detector` the face detector registry;
+`GENERATORS` (in `generate/methods/`) the registry of ways to make an image: a new generator is
+one module that registers a `Generator`.
 Exports load on first use, so `fairforge --help` does not import OpenCV and pandas.
 """
 
@@ -12,6 +14,7 @@ from fairforge.lazy import lazy_getattr
 
 _EXPORTS = {
     "DETECTORS": "faces",
+    "GENERATORS": "methods",
     "build_detector": "faces",
     "JobOptions": "job",
     "run_generate": "job",

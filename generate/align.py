@@ -2,12 +2,21 @@
 
 Why one: a detector learns whatever differs between real and fake. If diffusion faces, swaps and
 blends were cropped or resampled differently, the crop itself would be a label shortcut. So every
-face goes through `align_face`: a similarity transform that puts its 5 keypoints (eye centres, nose
-tip, mouth corners) on a canonical layout, one warp, one crop size.
+face goes through `Aligner.align`: a similarity transform that puts 5 face points on a fixed
+layout, one warp, one crop size.
 
-The canonical layout comes from a 68-point mean face: OpenFace's `align_dlib.TEMPLATE`
-(Apache-2.0, cmusatyalab/openface), the dlib 68-point mean shape in a unit box. The `template`
-detector reports exactly these landmarks for images that are already aligned crops.
+Two geometries:
+- `deepfakebench` (the default): DeepfakeBench's `preprocessing/preprocess.py` crop, the one the
+  FF++ / Celeb-DF / DFDC frames users import were made with. Its 5 points are dlib landmarks 37, 44
+  (upper eyelids), 30 (nose tip), 49 and 55 (lips); their target is insightface's 112-px ArcFace
+  template shifted 8 px right, scaled to the crop side and shrunk by a 1.3 margin
+  (`_deepfakebench_template`). Synthetic and imported rows then share one geometry.
+- `mean_face`: eye centres, nose tip and mouth corners on a 68-point mean face whose landmark box is
+  `face_fraction` of the crop wide, centred at `center_y` (a tighter crop).
+
+The mean face is OpenFace's `align_dlib.TEMPLATE` (Apache-2.0, cmusatyalab/openface), the dlib
+68-point mean shape in a unit box. The `template` detector reports `Aligner.landmarks` (the mean
+face placed by the geometry) for images that are already aligned crops.
 """
 
 from __future__ import annotations
@@ -84,32 +93,94 @@ def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return pts @ matrix[:, :2].T + matrix[:, 2]
 
 
+#: The 68-point indices DeepfakeBench aligns on (`get_keypts`: `shape.part(37)`, 44, 30, 49, 55).
+DEEPFAKEBENCH_POINTS = (37, 44, 30, 49, 55)
+#: insightface's ArcFace template for a 112x112 crop (eye centres, nose tip, mouth corners).
+ARCFACE_112 = np.array(
+    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]]
+)
+GEOMETRIES = ("deepfakebench", "mean_face")
+
+
+def _deepfakebench_template(size: int, scale: float = 1.3) -> np.ndarray:
+    """Where DeepfakeBench's `img_align_crop(outsize=(size, size), scale=1.3)` puts its 5 points.
+
+    Its `dst` is ArcFace's 96-wide template (ARCFACE_112 minus 8 px in x) plus 8 px, scaled by
+    size/112, moved by the margin `size * (scale - 1) / 2` and shrunk by `1 / scale`.
+    """
+    margin = size * (scale - 1) / 2
+    return (ARCFACE_112 * size / 112 + margin) * (size / (size + 2 * margin))
+
+
+def _place(points: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """The mean face moved by the similarity that best puts `points` (its rows) on `targets`."""
+    return transform_points(MEAN_FACE_68, umeyama(points, targets))
+
+
 @dataclass(frozen=True)
 class Aligner:
-    """Crop geometry shared by every method: canonical keypoints for a square crop."""
+    """Crop geometry shared by every method: target points for a square crop of `crop_size`."""
 
     crop_size: int = 256
     face_fraction: float = 0.7
     center_y: float = 0.55
+    geometry: str = "deepfakebench"
+
+    def __post_init__(self) -> None:
+        if self.geometry not in GEOMETRIES:
+            raise ValueError(f"geometry {self.geometry!r}: expected one of {list(GEOMETRIES)}")
+
+    @classmethod
+    def from_config(cls, cfg) -> Aligner:  # type: ignore[no-untyped-def]
+        """From a `generate.align` config section."""
+        return cls(cfg.crop_size, cfg.face_fraction, cfg.center_y, cfg.geometry)
+
+    @property
+    def template(self) -> np.ndarray:
+        """The 5 target points of the geometry, in crop pixels."""
+        if self.geometry == "deepfakebench":
+            return _deepfakebench_template(self.crop_size)
+        return kps5_from_68(canonical_68(self.crop_size, self.face_fraction, self.center_y))
 
     @property
     def landmarks(self) -> np.ndarray:
+        """The 68-point mean face as this geometry places it in the crop."""
+        if self.geometry == "deepfakebench":
+            return _place(MEAN_FACE_68[list(DEEPFAKEBENCH_POINTS)], self.template)
         return canonical_68(self.crop_size, self.face_fraction, self.center_y)
 
     @property
     def kps(self) -> np.ndarray:
+        """insightface's 5 keypoints of `landmarks` (what the swapper and ArcFace are given)."""
         return kps5_from_68(self.landmarks)
 
-    def matrix(self, kps: np.ndarray) -> np.ndarray:
-        return umeyama(kps, self.kps)
+    def points(self, kps: np.ndarray, landmarks: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """(face points, their targets): DeepfakeBench's landmarks when the face has 68 of them."""
+        if self.geometry == "deepfakebench":
+            if landmarks is not None and len(landmarks) >= 68:
+                return np.asarray(landmarks, np.float64)[list(DEEPFAKEBENCH_POINTS)], self.template
+            return np.asarray(kps, np.float64), self.kps
+        return np.asarray(kps, np.float64), self.template
+
+    def matrix(self, kps: np.ndarray, landmarks: np.ndarray | None = None) -> np.ndarray:
+        src, dst = self.points(kps, landmarks)
+        return umeyama(src, dst)
 
     def align(self, image: np.ndarray, kps: np.ndarray, landmarks: np.ndarray | None = None):  # type: ignore[no-untyped-def]
-        """(crop, landmarks in crop coordinates or None): the face warped onto the canonical layout.
+        """(crop, landmarks in crop coordinates or None): the face warped onto the geometry."""
+        matrix = self.matrix(kps, landmarks)
+        moved = None if landmarks is None else transform_points(landmarks, matrix)
+        return self.warp(image, matrix), moved
 
+    def warp(self, image: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+        """The crop of `image` under `matrix` (image -> crop pixels).
+
+        Every crop of the set goes through here, so a fake made on the full-resolution image and
+        cropped with its pristine face's matrix has exactly that face's pixels where it is unchanged.
         A large downscale first goes through an area resize, so a 1024-px face cropped to 256 is not
         aliased (a bilinear warp alone would skip pixels).
         """
-        matrix = self.matrix(kps)
+        matrix = np.asarray(matrix, np.float64)
         scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
         source = image
         if scale < 0.5:
@@ -119,8 +190,4 @@ class Aligner:
             ratio_y = source.shape[0] / image.shape[0]
             matrix = matrix @ np.diag([1 / ratio_x, 1 / ratio_y, 1.0])
         size = self.crop_size
-        crop = cv2.warpAffine(source, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
-        moved = None
-        if landmarks is not None:
-            moved = transform_points(landmarks, self.matrix(kps))
-        return crop, moved
+        return cv2.warpAffine(source, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)

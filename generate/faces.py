@@ -29,7 +29,7 @@ from fairforge.config.generate import DetectorConfig
 from fairforge.errors import MissingModelError
 from fairforge.registry import Registry
 
-from .align import MEAN_FACE_68, Aligner, canonical_68, kps5_from_68
+from .align import MEAN_FACE_68, Aligner, kps5_from_68
 from .models import check_sha256, resolve_pretrained
 
 
@@ -91,12 +91,12 @@ def _sorted(faces: list[Face]) -> list[Face]:
 
 @register_detector("template")
 class TemplateDetector(Detector):
-    """The canonical mean-face landmarks scaled to the image: for images that are aligned crops."""
+    """The aligner's mean-face landmarks scaled to the image: for images that are aligned crops."""
 
     name = "template"
 
     def __init__(self, cfg: DetectorConfig, aligner: Aligner, providers: list[str] | None = None) -> None:
-        self._unit = canonical_68(1, aligner.face_fraction, aligner.center_y)
+        self._unit = aligner.landmarks / aligner.crop_size
 
     def detect(self, image: np.ndarray) -> list[Face]:
         h, w = image.shape[:2]

@@ -9,18 +9,21 @@ aligned and cropped here, the same way).
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import pandas as pd
 
 from fairforge.config.generate import GenerateConfig
 
-from .output import decode, lossless_path
+from .align import transform_points
+from .output import decode, full_path, lossless_path
 from .pristine import Renderer
 from .rows import landmarks_of
 from .sbi import self_blend
@@ -73,6 +76,23 @@ class FaceSource:
             self._cache.popitem(last=False)
         return face
 
+    def full(self, id_: str) -> tuple[np.ndarray, np.ndarray]:
+        """(full-resolution image, its image -> crop matrix) of pristine face `id_`."""
+        if id_ not in self.rows:
+            raise FakeError("missing_face")
+        row = self.rows[id_]
+        if self.real:
+            image = decode(self.root / row["path"])
+            face = self.renderer.find(image)
+            if face is None:
+                raise FakeError("no_face")
+            return image, self.renderer.matrix(face)
+        file = full_path(self.out, id_)
+        matrix = json.loads(row.get("gen_params") or "{}").get("crop_matrix")
+        if not file.is_file() or matrix is None:
+            raise FakeError("no_full_image")
+        return decode(file), np.asarray(matrix, np.float64)
+
     def _load_synthetic(self, id_: str) -> PristineFace:
         row = self.rows[id_]
         lossless = lossless_path(self.out, id_)
@@ -97,21 +117,38 @@ class FaceSource:
 def make_sbi(
     cfg: GenerateConfig, row: Mapping[str, Any], faces: FaceSource
 ) -> tuple[np.ndarray, PristineFace, dict[str, Any]]:
-    dst = faces.get(row["dst_id"])
-    result = self_blend(dst.crop, dst.landmarks, int(row["seed"]), cfg.sbi)
-    return result.image, dst, {"sbi": result.params}
+    """A self-blend of the pristine face `src_id` (its `dst_id` is that face or its transformed target)."""
+    face = faces.get(row["src_id"])
+    result = self_blend(face.crop, face.landmarks, int(row["seed"]), cfg.sbi)
+    return result.image, face, {"sbi": result.params}
+
+
+def make_sbi_target(
+    cfg: GenerateConfig, row: Mapping[str, Any], faces: FaceSource
+) -> tuple[np.ndarray, PristineFace, dict[str, Any]]:
+    """The transformed target of the self-blend with the same seed: that fake's real partner."""
+    face = faces.get(row["src_id"])
+    result = self_blend(face.crop, face.landmarks, int(row["seed"]), cfg.sbi)
+    if result.params["transformed"] != "target":
+        raise FakeError("sbi_target_not_transformed")
+    keys = ("transformed", "rgb_shift", "degrade")
+    return result.target, face, {"sbi_target": {k: result.params[k] for k in keys if k in result.params}}
 
 
 def make_inswapper(
     cfg: GenerateConfig, row: Mapping[str, Any], faces: FaceSource, swapper, embeddings: dict[str, np.ndarray]
 ) -> tuple[np.ndarray, PristineFace, dict[str, Any]]:  # type: ignore[no-untyped-def]
+    """The swap on the target's full-resolution image, cropped exactly as the target's crop was."""
     dst = faces.get(row["dst_id"])
     src_id = row["src_id"]
     if src_id not in embeddings:
         src = faces.get(src_id)
         embeddings[src_id] = swapper.embedding(src.crop, src.landmarks)
-    image = swapper.swap(dst.crop, dst.landmarks, embeddings[src_id])
-    return image, dst, {"pair_rule": row["pair_rule"], "src_cell": row["src_cell"]}
+    full, matrix = faces.full(row["dst_id"])
+    landmarks = transform_points(dst.landmarks, cv2.invertAffineTransform(matrix))
+    swapped = swapper.swap(full, landmarks, embeddings[src_id])
+    image = faces.renderer.aligner.warp(swapped, matrix)
+    return image, dst, {"pair_rule": row["pair_rule"], "src_cell": row["src_cell"], "swapped_on": list(full.shape[:2])}
 
 
 def fake_provenance(dst: PristineFace) -> dict[str, Any]:

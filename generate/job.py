@@ -31,15 +31,17 @@ from fairforge.errors import ConfigError, FairforgeError
 from fairforge.manifest import ShardWriter, merge_shards, read_manifest
 from fairforge.taxonomy import Taxonomy
 
+from . import methods
 from .align import Aligner
 from .faces import build_detector
-from .fakes import FaceSource, FakeError, fake_provenance, make_inswapper, make_sbi
+from .fakes import FaceSource, FakeError, fake_provenance
 from .output import (
     FAILED_DIR,
     clear_failed,
     done_ids,
     encode,
     failed_records,
+    full_path,
     image_relpath,
     lossless_path,
     mark_failed,
@@ -49,12 +51,12 @@ from .output import (
     write_summary,
 )
 from .plan import (
-    FAKE_METHODS,
     Plan,
     PlanContext,
     Pool,
     build_plan,
     config_cells,
+    derived_methods,
     finish_request,
     manifest_pool,
     read_deficits,
@@ -101,19 +103,24 @@ def shard_slice(items: Sequence[Any], index: int, count: int) -> list[Any]:
     return list(items[start : start + per + (1 if index < extra else 0)])
 
 
-def _generators(cfg: GenerateConfig, methods: Iterable[str]) -> dict[str, str]:
-    out = {"sbi": "sbi"}
-    d = cfg.diffusion
-    out["diffusion"] = d.model + (f"@{d.revision}" if d.revision else "")
-    if "inswapper" in methods:
-        from .swap import generator_id
-
-        out["inswapper"] = generator_id(cfg)
+def _generators(cfg: GenerateConfig, names: Iterable[str]) -> dict[str, str]:
+    """Generator id of every method named and of the partner rows its fakes plan."""
+    out: dict[str, str] = {}
+    for name in names:
+        generator = methods.get(name)()
+        out[name] = generator.generator_id(cfg)
+        if generator.partner is not None:
+            out[generator.partner] = methods.get(generator.partner)().generator_id(cfg)
     return out
 
 
 class Job:
-    """One invocation over one output folder; every rank builds the same Job."""
+    """One invocation over one output folder; every rank builds the same Job.
+
+    `check` (every input, nothing written), `make_plan` (pure: the same plan on every rank),
+    `load` (the models of the generators the plan uses, then the plan written once) and `run`
+    (the phases and the merge); `run` does whichever of the first three has not been done.
+    """
 
     def __init__(self, cfg: GenerateConfig, out: Path, seed: int, taxonomy: Taxonomy, options: JobOptions) -> None:
         from accelerate import PartialState
@@ -124,46 +131,67 @@ class Job:
         self.cfg, self.out, self.seed, self.taxonomy, self.options = cfg, Path(out), seed, taxonomy, options
         # ACCELERATE_USE_CPU: `accelerate launch` on CPUs (Accelerator reads it; PartialState alone does not)
         self.state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
-        # 1. every input, before anything is written
-        cells = config_cells(cfg, taxonomy, options.cells)
-        deficits = read_deficits(options.top_up, taxonomy) if options.top_up else None
-        count = cfg.count_per_cell if options.count_per_cell is None else options.count_per_cell
-        if count < 0:
-            raise ConfigError(f"--count-per-cell {count}: expected >= 0")
-        self.pool: Pool | None = None
-        self.pool_frame: pd.DataFrame | None = None
-        if cfg.pool.source == "manifest":
-            self.pool, self.pool_frame = manifest_pool(str(cfg.pool.manifest), taxonomy)
-        methods = set(cfg.methods) | (set(deficits[0]["method"]) if deficits else set())
-        self.render = render_params(cfg)
-        ctx = PlanContext(seed, taxonomy, _generators(cfg, methods), render_key(cfg))
-        if options.splits is not None:
-            ctx.splits, ctx.keep_existing = dict(options.splits), options.keep_existing
-        self.plan: Plan = build_plan(cfg, self.out, ctx, cells, count, deficits, self.pool)
-        self.rows = self.plan.rows
-        self.aligner = Aligner(cfg.align.crop_size, cfg.align.face_fraction, cfg.align.center_y)
-        self.renderer = Renderer(cfg, build_detector(cfg.detector, self.aligner), self.aligner)
-        if "diffusion" in set(self.rows["method"]):
-            from .diffusion import check_model
-
-            check_model(cfg.diffusion)
-        self.swapper = None
+        self.plan: Plan | None = None
+        self.generators: dict[str, methods.Generator] = {}
+        self._checked = False
         self._pipe = None
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fairforge-write")
         self._writes: list[Future] = []
-        if "inswapper" in set(self.rows["method"]):
-            from .swap import Swapper
 
-            self.swapper = Swapper(cfg)
-        # 2. the plan, once
+    @property
+    def rows(self) -> pd.DataFrame:
+        """This invocation's plan rows (after `make_plan`)."""
+        if self.plan is None:
+            raise RuntimeError("Job.rows before Job.make_plan()")
+        return self.plan.rows
+
+    # ---- 1. inputs, plan, models ---------------------------------------------------------------
+    def check(self) -> None:
+        """Every input (cells, deficits, prompt words, pool manifest, detector files), before any write."""
+        cfg, options = self.cfg, self.options
+        self._cells = config_cells(cfg, self.taxonomy, options.cells)
+        self._deficits = read_deficits(options.top_up, self.taxonomy) if options.top_up else None
+        self._count = cfg.count_per_cell if options.count_per_cell is None else options.count_per_cell
+        if self._count < 0:
+            raise ConfigError(f"--count-per-cell {self._count}: expected >= 0")
+        self.pool: Pool | None = None
+        self.pool_frame: pd.DataFrame | None = None
+        if cfg.pool.source == "manifest":
+            self.pool, self.pool_frame = manifest_pool(str(cfg.pool.manifest), self.taxonomy)
+        self._methods = set(cfg.methods) | (set(self._deficits[0]["method"]) if self._deficits else set())
+        self.render = render_params(cfg)
+        self.aligner = Aligner.from_config(cfg.align)
+        self.renderer = Renderer(cfg, build_detector(cfg.detector, self.aligner), self.aligner)
+        self._checked = True
+
+    def make_plan(self) -> Plan:
+        """The plan after this invocation, in memory (pure given the folder: every rank agrees)."""
+        if not self._checked:
+            self.check()
+        ctx = PlanContext(self.seed, self.taxonomy, _generators(self.cfg, self._methods), render_key(self.cfg))
+        if self.options.splits is not None:
+            ctx.splits, ctx.keep_existing = dict(self.options.splits), self.options.keep_existing
+        self.plan = build_plan(self.cfg, self.out, ctx, self._cells, self._count, self._deficits, self.pool)
+        return self.plan
+
+    def load(self) -> None:
+        """Load the generators the plan uses (model files checked), then write the plan once."""
+        if self.plan is None:
+            self.make_plan()
+        assert self.plan is not None
+        for name in dict.fromkeys(self.rows["method"]):
+            generator = methods.get(name, key="plan.method")()
+            generator.load(self.cfg)
+            self.generators[name] = generator
         if self.state.is_main_process:
             self.out.mkdir(parents=True, exist_ok=True)
             self.plan.save(self.out)
-            atomic_write_text(self.out / "generate.yaml", dump_yaml(cfg))
+            atomic_write_text(self.out / "generate.yaml", dump_yaml(self.cfg))
         self.state.wait_for_everyone()
-        shard_name = "" if options.shard[1] == 1 else f"shard{options.shard[0]}of{options.shard[1]}-"
+        index, count = self.options.shard
+        shard_name = "" if count == 1 else f"shard{index}of{count}-"
         self.writer = ShardWriter(
-            self.out, name=f"{shard_name}rank{self.state.process_index}", flush_every=cfg.flush_every
+            self.out, name=f"{shard_name}rank{self.state.process_index}", flush_every=self.cfg.flush_every
         )
 
     # ---- helpers ---------------------------------------------------------------------------
@@ -186,18 +214,22 @@ class Job:
             total=total, desc=desc, unit="img", disable=not (self.options.progress and self.state.is_main_process)
         )
 
-    def _record(self, plan_row: dict[str, Any], image, **fields: Any) -> None:  # type: ignore[no-untyped-def]
+    def _record(self, plan_row: dict[str, Any], image, full=None, **fields: Any) -> None:  # type: ignore[no-untyped-def]
         """Hand one finished image to the writer thread (encode, write atomically, then its row).
 
         Encoding and fsync-ed writes overlap the next pipeline call instead of stalling it; one
         thread keeps the order image-then-row, so a row never points at a file not yet on disk.
+        `full` is the full-resolution image a pristine crop was cut from, kept for swaps.
         """
-        self._writes.append(self._io.submit(self._write, dict(plan_row), image, fields))
+        self._writes.append(self._io.submit(self._write, dict(plan_row), image, full, fields))
         while len(self._writes) > 32:  # bound the images held in memory
             self._writes.pop(0).result()
 
-    def _write(self, plan_row: dict[str, Any], image, fields: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
+    def _write(self, plan_row: dict[str, Any], image, full, fields: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
         path = image_relpath(plan_row["method"], plan_row["id"], self.cfg.align)
+        if full is not None:
+            data = encode(full, self.cfg.align, lossless=True)
+            write_image(self.out, str(full_path(self.out, plan_row["id"]).relative_to(self.out)), data)
         data = encode(image, self.cfg.align)
         if self.cfg.align.image_format != "png" and plan_row["method"] == "diffusion":
             lossless = encode(image, self.cfg.align, lossless=True)
@@ -222,7 +254,8 @@ class Job:
         return self._pipe
 
     def pristine(self) -> None:
-        rows = self.rows[self.rows["method"] == "diffusion"]
+        assert self.plan is not None
+        rows = self.rows[self.rows["method"].isin(methods.of_kind("pristine"))]
         done, failed = done_ids(self.out), set(failed_records(self.out))
         pending = set(self._pending(rows["id"], done, failed))
         members = self.plan.frame[self.plan.frame["gen_batch"].isin(set(rows["gen_batch"]))]
@@ -248,20 +281,23 @@ class Job:
         self._flush()
 
     def _write_pristine(self, made: Made, dtype: str) -> None:
+        params = gen_params(self.cfg, made, self.render, dtype)
+        params["crop_matrix"] = self.renderer.matrix(made.face).tolist()
         self._record(
             dict(made.row),
             made.crop,
+            full=made.full if any(methods.get(m).pairs_faces for m in self.cfg.methods) else None,
             seed=made.seed,
             identity=made.row["id"],
             retries=made.round,
-            gen_params=gen_params(self.cfg, made, self.render, dtype),
+            gen_params=params,
             landmarks=made.landmarks,
             face_score=made.face.score,
         )
 
     # ---- 4. fakes ------------------------------------------------------------------------------
     def fakes(self) -> None:
-        rows = self.rows[self.rows["method"].isin(FAKE_METHODS)]
+        rows = self.rows[self.rows["method"].isin(derived_methods())]
         recorded = read_rows(self.out)
         done, failed = done_ids(self.out, recorded), failed_records(self.out)
         pending_ids = self._pending(rows["id"], done, set(failed))
@@ -274,15 +310,11 @@ class Job:
         mine = [i for i in self._mine(rows["id"].tolist()) if i in pending]
         if not real:
             self._check_dependencies(by_id.loc[mine], source, failed)
-        embeddings: dict[str, Any] = {}
         with self._progress(len(mine), "fakes") as bar:
             for id_ in mine:
                 row = by_id.loc[id_].to_dict()
                 try:
-                    if row["method"] == "sbi":
-                        image, dst, params = make_sbi(self.cfg, row, source)
-                    else:
-                        image, dst, params = make_inswapper(self.cfg, row, source, self.swapper, embeddings)
+                    image, dst, params = self.generators[row["method"]].make(self.cfg, row, source)
                 except FakeError as exc:
                     mark_failed(self.out, row, exc.reason, 1)
                     bar.update(1)
@@ -295,22 +327,25 @@ class Job:
                     retries=0,
                     gen_params={**params, "render": self.render},
                     provenance=fake_provenance(dst),
+                    landmarks=dst.landmarks,
                 )
                 bar.update(1)
         self._flush()
 
     def _check_dependencies(self, rows: pd.DataFrame, source: FaceSource, failed: dict[str, Any]) -> None:
         """Every face a fake needs is made or failed; otherwise another shard has not made it yet."""
-        for record in rows.itertuples(index=False):
-            for face in {record.dst_id, record.src_id}:
+        for record in rows.to_dict("records"):
+            # the faces the generator reads (a self-blend's dst_id may be a partner made in this phase)
+            for face in self.generators[record["method"]].reads(record):
                 if not source.has(face) and face not in failed:
                     raise FairforgeError(
-                        f"{self.out}: fake {record.id} needs face {face}, which is not made yet "
+                        f"{self.out}: fake {record['id']} needs face {face}, which is not made yet "
                         "(with --shard, run --phase pristine on every shard before --phase fakes)"
                     )
 
     # ---- 5. merge and summary ----------------------------------------------------------------
     def finish(self) -> dict[str, Any] | None:
+        assert self.plan is not None
         if self.options.shard[1] > 1 or not self.state.is_main_process:
             return None
         sweep_temporaries(self.out)
@@ -325,6 +360,8 @@ class Job:
     def run(self) -> dict[str, Any] | None:
         from .diffusion import torch_threads
 
+        if not self.generators:
+            self.load()
         try:
             with torch_threads(self.cfg.num_threads):
                 if self.options.phase in ("all", "pristine"):

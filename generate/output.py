@@ -6,6 +6,8 @@ Layout of `DIR`:
     images/<method>/<id>.<png|jpg>
     lossless/<id>.png     pristine faces before JPEG encoding (only with image_format: jpeg), so
                           swaps and blends are encoded once, like the faces they are made from
+    lossless/full/<id>.png  the full-resolution image of each pristine face (only when the set has
+                          swaps: a swap runs on it and is cropped with the face's `crop_matrix`)
     shards/               per-rank manifest shards while a job runs (merged at the end)
     failed/<id>.json      rows that stayed bad after every retry (reason, attempts)
     manifest.parquet      the merged manifest
@@ -21,14 +23,14 @@ from typing import Any
 import cv2
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 from fairforge.atomic import atomic_write_bytes, atomic_write_json
 from fairforge.config.generate import AlignConfig
-from fairforge.manifest import MANIFEST_NAME, SHARD_DIR, to_frame
+from fairforge.manifest import SHARD_DIR, recorded_rows
 
 IMAGES_DIR = "images"
 LOSSLESS_DIR = "lossless"
+FULL_DIR = "full"
 FAILED_DIR = "failed"
 SUMMARY_NAME = "summary.json"
 
@@ -43,6 +45,11 @@ def image_relpath(method: str, id_: str, cfg: AlignConfig) -> str:
 
 def lossless_path(out: Path, id_: str) -> Path:
     return out / LOSSLESS_DIR / f"{id_}.png"
+
+
+def full_path(out: Path, id_: str) -> Path:
+    """The full-resolution image a pristine crop was cut from (kept when the set has face swaps)."""
+    return out / LOSSLESS_DIR / FULL_DIR / f"{id_}.png"
 
 
 def encode(image: np.ndarray, cfg: AlignConfig, lossless: bool = False) -> bytes:
@@ -72,14 +79,7 @@ def write_image(out: Path, relpath: str, data: bytes) -> None:
 
 def read_rows(out: Path) -> pd.DataFrame:
     """Every manifest row recorded in the folder (merged manifest and unmerged shards), by id."""
-    files = [out / MANIFEST_NAME] if (out / MANIFEST_NAME).is_file() else []
-    shard_dir = out / SHARD_DIR
-    if shard_dir.is_dir():
-        files += sorted(shard_dir.glob("*.parquet"))
-    frames = [to_frame(pq.read_table(f)) for f in files]
-    if not frames:
-        return to_frame([])
-    return to_frame(pd.concat(frames, ignore_index=True)).drop_duplicates("id", keep="first")
+    return recorded_rows(out)
 
 
 def done_ids(out: Path, rows: pd.DataFrame | None = None) -> set[str]:

@@ -44,12 +44,19 @@ from fairforge.manifest import read_manifest
 from fairforge.splits import SPLITS, normalize_split, person_splits, split_sequence
 from fairforge.taxonomy import UNKNOWN, Taxonomy
 
+from . import methods
 from .prompts import Cell, cell_key, check_prompts, sample_prompt
 
 PLAN_NAME = "plan.parquet"
 REQUESTS_NAME = "requests.json"
-PRISTINE_METHODS = ("diffusion",)
-FAKE_METHODS = ("sbi", "inswapper")
+#: The real partner of a self-blend whose target was transformed (made in the fakes phase).
+SBI_TARGET = "sbi_target"
+
+
+def derived_methods() -> list[str]:
+    """Generators whose rows the fakes phase makes from pristine faces on disk (fakes and partners)."""
+    return methods.of_kind("fake", "partner")
+
 
 PLAN_SCHEMA = pa.schema(
     [
@@ -174,8 +181,13 @@ def read_deficits(path: str | Path, taxonomy: Taxonomy) -> tuple[pd.DataFrame, s
             value = getattr(record, column)
             if value not in allowed:
                 raise ManifestError(str(file), f"{value!r} is not one of {list(allowed)}", row=row, column=column)
-        if record.method not in (*PRISTINE_METHODS, *FAKE_METHODS):
-            raise ManifestError(str(file), f"unknown method {record.method!r}", row=row, column="method")
+        if record.method not in methods.of_kind("pristine", "fake"):
+            raise ManifestError(
+                str(file),
+                f"unknown method {record.method!r}; expected one of {methods.of_kind('pristine', 'fake')}",
+                row=row,
+                column="method",
+            )
         missing = record.missing
         if isinstance(missing, bool) or not float(missing).is_integer() or int(missing) <= 0:
             raise ManifestError(
@@ -342,12 +354,7 @@ class PlanContext:
 
 def _spec(cfg: GenerateConfig, method: str) -> dict[str, Any]:
     """The config that shapes this method's bytes (goes into the id hash and the row's `spec`)."""
-    if method == "diffusion":
-        d = cfg.diffusion
-        return {"dtype": d.dtype, "scheduler": d.scheduler, "revision": d.revision, "variant": d.variant}
-    if method == "sbi":
-        return {"sbi": cfg.sbi.model_dump(mode="json")}
-    return {"pairing": dict(cfg.inswapper.pairing), "recognition": cfg.inswapper.recognition}
+    return methods.get(method)().spec(cfg)
 
 
 def face_split(ctx: PlanContext, cell: Cell, k: int, start: int | None = None) -> str:
@@ -430,7 +437,7 @@ def _fake_target(
         dst_split = pool.splits.get(dst) if split is None else split
         if dst_split is None:
             raise ConfigError(f"generate.pool: face {dst} has no split (the pool manifest's split column is empty)")
-        if method != "inswapper" or _has_source(cfg, cell, pool, dst_split):
+        if not methods.get(method).pairs_faces or _has_source(cfg, cell, pool, dst_split):
             return dst, dst_split, pool.members(cell, dst_split).index(dst)
     raise ConfigError(
         f"generate.inswapper.pairing: no split of cell {cell_key(cell)} has a source face for a swap "
@@ -465,7 +472,7 @@ def _fake_row(
         "spec": json.dumps(_spec(cfg, method), sort_keys=True),
         "split": split,
     }
-    if method == "inswapper":
+    if methods.get(method).pairs_faces:
         rule, src_cell, src = pair_source(cell, k, index, pool, cfg.inswapper.pairing, split)
         row.update(src_id=src, pair_rule=rule, src_cell=cell_key(src_cell))
     else:
@@ -475,6 +482,42 @@ def _fake_row(
     key = {k_: row.get(k_) for k_ in ("generator", "seed", "dst_id", "src_id", "pair_rule")}
     row["id"] = make_id(method, cell, k, {**key, "spec": row["spec"], "render": ctx.render})
     return row
+
+
+def _fake_rows(
+    cfg: GenerateConfig,
+    ctx: PlanContext,
+    method: str,
+    cell: Cell,
+    k: int,
+    request: str,
+    pool: Pool,
+    split: str | None = None,
+) -> list[dict[str, Any]]:
+    """The k-th fake of `cell`, preceded by the real row it is paired with when that row is new.
+
+    A self-blend whose colour/quality transform falls on the target is paired with that
+    transformed target, planned here as a real row (`SBI_TARGET`, label 0) from the same seed, and
+    the fake's `dst_id` names it: outside the blend mask the two are equal.
+    """
+    row = _fake_row(cfg, ctx, method, cell, k, request, pool, split)
+    generator = methods.get(method)()
+    if generator.partner is None or not generator.partner_needed(int(row["seed"])):
+        return [row]
+    partner = methods.get(generator.partner)()
+    target = {
+        **row,
+        "method": partner.name,
+        "label": partner.label(cfg),
+        "generator": ctx.generators.get(partner.name, partner.generator_id(cfg)),
+        "dst_id": None,
+    }
+    key = {k_: target.get(k_) for k_ in ("generator", "seed", "src_id")}
+    target["id"] = make_id(partner.name, cell, k, {**key, "spec": target["spec"], "render": ctx.render})
+    row["dst_id"] = target["id"]
+    key = {k_: row.get(k_) for k_ in ("generator", "seed", "dst_id", "src_id", "pair_rule")}
+    row["id"] = make_id(method, cell, k, {**key, "spec": row["spec"], "render": ctx.render})
+    return [target, row]
 
 
 def load_plan(out: Path) -> pd.DataFrame:
@@ -594,12 +637,12 @@ def build_plan(
         starts = {cell: i * count_per_cell for i, cell in enumerate(cells)}
         wanted = [(cell, m, k) for m in _method_order(cfg.methods) for cell in cells for k in range(count_per_cell)]
     order = {c: i for i, c in enumerate(ctx.taxonomy.cells(True) + ctx.taxonomy.cells(False))}
-    wanted.sort(key=lambda item: (_METHOD_RANK[item[1]], order[item[0]], item[2]))
+    wanted.sort(key=lambda item: (methods.plan_order(item[1]), order[item[0]], item[2]))
     check_prompts(cfg.prompt, ctx.taxonomy, sorted({cell for cell, _, _ in wanted}))
 
     new_rows: list[dict[str, Any]] = []
     ids: list[str] = []
-    diffusion_new = [w for w in wanted if w[1] == "diffusion"]
+    diffusion_new = [w for w in wanted if methods.get(w[1]).kind == "pristine"]
     for cell, _method, k in diffusion_new:
         row = _diffusion_row(cfg, ctx, cell, k, tag, split_of.get((cell, "diffusion", k)), starts.get(cell))
         ids.append(row["id"])
@@ -613,12 +656,12 @@ def build_plan(
         pool = diffusion_pool(planned)
     elif pool.rows is not None:
         pool = pool_splits(pool, pool.rows, ctx.splits, ctx.keep_existing, ctx.seed)
-    for cell, method, k in (w for w in wanted if w[1] != "diffusion"):
-        row = _fake_row(cfg, ctx, method, cell, k, tag, pool, split_of.get((cell, method, k)))
-        ids.append(row["id"])
-        if row["id"] not in known:
-            known.add(row["id"])
-            new_rows.append(row)
+    for cell, method, k in (w for w in wanted if methods.get(w[1]).kind != "pristine"):
+        for row in _fake_rows(cfg, ctx, method, cell, k, tag, pool, split_of.get((cell, method, k))):
+            ids.append(row["id"])
+            if row["id"] not in known:
+                known.add(row["id"])
+                new_rows.append(row)
     if not new_rows:
         return Plan(existing, ids, tag, requests, deficits is not None)
     added = pd.DataFrame(new_rows, columns=PLAN_COLUMNS)
@@ -630,8 +673,5 @@ def build_plan(
     return Plan(frame.reset_index(drop=True), ids, tag, requests, True)
 
 
-_METHOD_RANK = {"diffusion": 0, "sbi": 1, "inswapper": 2}
-
-
-def _method_order(methods: Iterable[str]) -> list[str]:
-    return sorted(methods, key=lambda m: _METHOD_RANK[m])
+def _method_order(names: Iterable[str]) -> list[str]:
+    return sorted(names, key=lambda m: (methods.plan_order(m), m))

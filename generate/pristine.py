@@ -39,6 +39,10 @@ class Renderer:
     def crop(self, image: np.ndarray, face: Face) -> tuple[np.ndarray, np.ndarray | None]:
         return self.aligner.align(image, face.kps, face.landmarks)
 
+    def matrix(self, face: Face) -> np.ndarray:
+        """The image -> crop similarity of `face` (kept so a swap can be cropped exactly like it)."""
+        return self.aligner.matrix(face.kps, face.landmarks)
+
 
 @dataclass
 class Made:
@@ -50,6 +54,7 @@ class Made:
     round: int
     batch_ids: list[str]
     reasons: Counter = field(default_factory=Counter)
+    full: np.ndarray | None = None  # the generated image the crop was cut from
 
 
 @dataclass
@@ -98,7 +103,7 @@ def run_batch(
                 retry.append(row)
                 continue
             crop, landmarks = renderer.crop(pixels, face)
-            results[row["id"]] = Made(row, crop, landmarks, face, seed, round_, ids, reasons[row["id"]])
+            results[row["id"]] = Made(row, crop, landmarks, face, seed, round_, ids, reasons[row["id"]], pixels)
         active = retry
         if not active:
             break

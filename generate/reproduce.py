@@ -17,9 +17,10 @@ from fairforge.config.generate import GenerateConfig
 from fairforge.errors import ConfigError, FairforgeError
 from fairforge.taxonomy import Taxonomy
 
+from . import methods
 from .align import Aligner
 from .faces import build_detector
-from .fakes import FaceSource, make_inswapper, make_sbi
+from .fakes import FaceSource
 from .output import encode, read_rows
 from .plan import load_plan, manifest_pool
 from .pristine import Renderer, generate_round, round_seeds
@@ -60,9 +61,9 @@ def regenerate(
             f"generate.detector/align: the config's detector/alignment differ from the ones that made {id_} "
             f"(row: {params.get('render')})"
         )
-    aligner = Aligner(cfg.align.crop_size, cfg.align.face_fraction, cfg.align.center_y)
+    aligner = Aligner.from_config(cfg.align)
     renderer = Renderer(cfg, build_detector(cfg.detector, aligner), aligner)
-    if row["method"] == "diffusion":
+    if methods.get(row["method"]).kind == "pristine":
         from .diffusion import torch_threads
 
         with torch_threads(cfg.num_threads):
@@ -74,14 +75,12 @@ def regenerate(
         source = FaceSource(out, frame, renderer, real=True)
     else:
         source = FaceSource(out, rows, renderer, real=False)
-    if row["method"] == "sbi":
-        image, _, _ = make_sbi(cfg, plan_row, source)
-    else:
-        from .swap import Swapper, generator_id
-
-        if generator_id(cfg) != row["generator"]:
-            raise ConfigError(f"generate.inswapper.model: not the swapper that made {id_} ({row['generator']})")
-        image, _, _ = make_inswapper(cfg, plan_row, source, Swapper(cfg), {})
+    generator = methods.get(row["method"], key=f"{out}: row {id_} method")()
+    if generator.generator_id(cfg) != row["generator"]:
+        raise ConfigError(
+            f"generate: the config's {row['method']} is not the generator that made {id_} ({row['generator']})"
+        )
+    image, _, _ = generator.make(cfg, plan_row, source)
     return encode(image, cfg.align)
 
 

@@ -5,21 +5,36 @@ artefacts of blending (boundary, colour and resolution mismatch), never a partic
 The steps and their parameters are the paper's code (`SelfBlendedImages/src/utils/sbi.py` and
 `blend.py`, with albumentations), rewritten in numpy/OpenCV with one seeded generator per image:
 
-1. mask: convex hull of the landmarks; with probability `subset_hull_prob` the hull of a landmark
-   subset instead (81 points: the first 68, as the paper's code; 68 points: Face X-ray's part-hull
-   masks `dfl_full` / `components`, unions of hulls of landmark subsets);
+1. mask: one of Face X-ray's four hulls drawn uniformly (`dfl_full`, `extended`, `components`,
+   `facehull`; the reference takes this branch when the Face X-ray library is installed, as
+   DeepfakeBench always does); 81-point landmarks are cut to the first 68 with p=0.25 first;
 2. source = a copy of the image; either the source or the target gets the colour and quality
-   transform (p=0.5 each): RGB shift +-20 (p=0.3), HSV shift, brightness/contrast +-0.1, then one of
-   a nearest-neighbour downscale by 2 or 4 (and linear upscale back) or a sharpen;
-3. the source and mask get a small affine (translate x +-3%, y +-1.5%, scale 0.95..1/0.95), the
-   mask an elastic warp (alpha 50, sigma 7);
-4. the mask is resized to 192..256 px, blurred, binarized, blurred again (random kernels 5..25,
-   sigma 5..45), normalized, resized back and multiplied by a blend ratio from
-   {0.25, 0.5, 0.75, 1, 1, 1}; blended = mask * source + (1 - mask) * target.
+   transform (p=0.5 each; drawn first, so the plan knows it from the seed). When the target is
+   transformed, the fake's real partner is that transformed target (the reference code returns it
+   as the pair's real image), so outside the blend mask a fake equals its partner exactly. The
+   transform: RGB shift +-20 (p=0.3), HSV shift, brightness/contrast +-0.1, then one of a
+   nearest-neighbour downscale by 2 or 4 (and linear upscale back) or a sharpen;
+3. the source and mask get a small affine (translate x +-3%, y +-1.5%, x and y scales drawn apart
+   from 0.95..1/0.95, as albumentations' `Affine(scale=[a, b])` does), the mask an elastic warp
+   (alpha 50, sigma 7, border reflect-101 as albumentations' default);
+4. the float mask is resized to 192..256 px, blurred, divided by its maximum and cut below 1 (which
+   erodes it by the kernel's reach), blurred again (random kernels 5..25, sigma 5..45), normalized,
+   resized back and multiplied by a blend ratio from {0.25, 0.5, 0.75, 1, 1, 1};
+   blended = mask * source + (1 - mask) * target.
 
-Deviations, all numerical: albumentations' elastic field is a scipy Gaussian filter, here
-`cv2.GaussianBlur` with the same sigma; HSV shifts use albumentations' uint8 look-up tables, where
-the paper's limits of 0.3 are a very small shift (kept: it is the published recipe).
+The reference blends on a wide crop around the face (`crop_face(margin=True)`: the 68-point box
+plus half its width on each side, its height above and 2/5 of it below) and crops after; here the
+blend runs on the set's own crop, so the mask's working size is scaled by the ratio of the face's
+share of the two crops (`reference_scale`), which keeps every kernel the same size relative to the
+face as in the reference (the DeepfakeBench crop gives the face a slightly larger share, so the
+working mask is a little smaller; the old 0.7-wide crop made kernels ~0.7x the reference's).
+
+Kept deviations, each numerical and behind nothing because it changes no distribution:
+albumentations' elastic field is a scipy Gaussian filter, here `cv2.GaussianBlur` with the same
+sigma; HSV shifts use albumentations' uint8 look-up tables, where the paper's limits of 0.3 are a
+very small shift (kept: it is the published recipe). Config switches restore the earlier
+behaviour where one is wanted: `hull_kinds: [facehull]` (the reference without the Face X-ray
+library), `isotropic_scale`, `reference_scale: false`.
 """
 
 from __future__ import annotations
@@ -33,6 +48,11 @@ import numpy as np
 from fairforge.config.generate import SBIConfig
 
 #: Face X-ray / faceswap part hulls over the 68 dlib points (`DeepFakeMask.dfl_full`, `components`).
+#: The reference's hull kinds (`random_get_hull`: `dfl_full`, `extended`, `components`, `facehull`).
+HULL_KINDS = ("dfl_full", "extended", "components", "facehull")
+#: Share of the reference's margin crop the 68-point box takes: width w of w + 2 * w/2, height h of
+#: h + h + 2h/5 (`crop_face(margin=True)`).
+REFERENCE_FACE_SHARE = (1 / 2, 1 / 2.4)
 PART_HULLS: dict[str, list[list[int]]] = {
     "dfl_full": [
         [*range(0, 17), *range(48, 68), 0, 8, 16],
@@ -64,11 +84,30 @@ class SBIResult:
     params: dict[str, Any] = field(default_factory=dict)
 
 
+def extended_landmarks(landmarks: np.ndarray) -> np.ndarray:
+    """Face X-ray's `extended` mask points: the eyebrows moved up by half their distance to the eyes.
+
+    Integer arithmetic as the reference (int32 landmarks, floor division).
+    """
+    pts = np.asarray(landmarks).astype(np.int32).copy()
+    ml, mr = (pts[36] + pts[0]) // 2, (pts[16] + pts[45]) // 2
+    ql, qr = (pts[36] + ml) // 2, (pts[45] + mr) // 2
+    bot_l = np.array([ql, pts[36], pts[37], pts[38], pts[39]])
+    bot_r = np.array([pts[42], pts[43], pts[44], pts[45], qr])
+    top_l, top_r = pts[17:22].copy(), pts[22:27].copy()
+    pts[17:22] = top_l + (top_l - bot_l) // 2
+    pts[22:27] = top_r + (top_r - bot_r) // 2
+    return pts
+
+
 def hull_mask(shape: tuple[int, int], landmarks: np.ndarray, kind: str = "facehull") -> np.ndarray:
     """{0, 1} mask of the convex hull of the landmarks (`facehull`) or of a part-hull union."""
     mask = np.zeros(shape, dtype=np.uint8)
-    pts = np.rint(np.asarray(landmarks)).astype(np.int32)
-    groups = [list(range(len(pts)))] if kind == "facehull" else PART_HULLS[kind]
+    if kind == "extended":
+        pts, groups = extended_landmarks(landmarks), PART_HULLS["components"]
+    else:
+        pts = np.asarray(landmarks).astype(np.int32)
+        groups = [list(range(len(pts)))] if kind == "facehull" else PART_HULLS[kind]
     for group in groups:
         cv2.fillConvexPoly(mask, cv2.convexHull(pts[group]), 1)
     return mask
@@ -135,23 +174,45 @@ def random_affine(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
     h, w = mask.shape
     tx = rng.uniform(-cfg.translate_x, cfg.translate_x) * w
     ty = rng.uniform(-cfg.translate_y, cfg.translate_y) * h
-    scale = rng.uniform(*cfg.scale)
+    sx = rng.uniform(*cfg.scale)
+    sy = sx if cfg.isotropic_scale else rng.uniform(*cfg.scale)
     cx, cy = w / 2 - 0.5, h / 2 - 0.5
-    matrix = np.array([[scale, 0, cx - scale * cx + tx], [0, scale, cy - scale * cy + ty]], dtype=np.float64)
+    matrix = np.array([[sx, 0, cx - sx * cx + tx], [0, sy, cy - sy * cy + ty]], dtype=np.float64)
     image = cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
     mask = cv2.warpAffine(mask, matrix, (w, h), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT)
     noise = (rng.random((2, h, w)) * 2 - 1).astype(np.float32)
     dx = cv2.GaussianBlur(noise[0], (0, 0), cfg.elastic_sigma) * cfg.elastic_alpha
     dy = cv2.GaussianBlur(noise[1], (0, 0), cfg.elastic_sigma) * cfg.elastic_alpha
     grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    mask = cv2.remap(mask, grid_x + dx, grid_y + dy, interpolation=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT)
-    return image, mask, {"translate": [float(tx), float(ty)], "scale": float(scale)}
+    mask = cv2.remap(mask, grid_x + dx, grid_y + dy, interpolation=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REFLECT_101)
+    return image, mask, {"translate": [float(tx), float(ty)], "scale": [float(sx), float(sy)]}
 
 
-def blend_mask(mask: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
-    """Resize to 192..256, blur, binarize, blur again, normalize, resize back (the paper's `get_blend_mask`)."""
+def reference_scale(landmarks: np.ndarray, shape: tuple[int, int]) -> tuple[float, float]:
+    """(x, y) factors from the reference's margin crop to this image, relative to the face.
+
+    The reference resizes the mask of its margin crop to 192..256 px, where the 68-point box takes
+    `REFERENCE_FACE_SHARE` of the crop; scaling that working size by (share there / share here)
+    puts the face at the same size in pixels, so its blur kernels mean the same.
+    """
+    pts = np.asarray(landmarks, np.float64)[:68]
+    h, w = shape
+    box_w, box_h = np.ptp(pts[:, 0]), np.ptp(pts[:, 1])
+    return REFERENCE_FACE_SHARE[0] / (box_w / w), REFERENCE_FACE_SHARE[1] / (box_h / h)
+
+
+def blend_mask(
+    mask: np.ndarray, rng: np.random.Generator, scale: tuple[float, float] = (1.0, 1.0)
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Resize to 192..256 (times `scale`), blur, binarize, blur again, normalize, resize back.
+
+    The paper's `get_blend_mask`, on a float mask: the blurred mask divided by its maximum is 1
+    only where the kernel saw no background, so cutting below 1 erodes it by the kernel's reach.
+    """
     h, w = mask.shape
+    mask = mask.astype(np.float32)
     size_h, size_w = int(rng.integers(192, 257)), int(rng.integers(192, 257))
+    size_w, size_h = max(int(round(size_w * scale[0])), 8), max(int(round(size_h * scale[1])), 8)
     resized = cv2.resize(mask, (size_w, size_h))
     k1, k2 = (int(rng.choice(np.arange(5, 26, 2))) for _ in range(2))
     sigma2 = int(rng.integers(5, 46))
@@ -166,32 +227,48 @@ def blend_mask(mask: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, 
     return cv2.resize(blurred, (w, h)), {"kernels": [k1, k2], "sigma": sigma2, "size": [size_w, size_h]}
 
 
+def transforms_target(rng: np.random.Generator) -> bool:
+    """The first draw of every blend: does the colour/quality transform fall on the target?
+
+    It comes first so that the plan can tell from the seed alone (`target_is_transformed`) which
+    fakes need their transformed target written as a real row of its own: their pair partner.
+    """
+    return bool(rng.random() >= 0.5)
+
+
+def target_is_transformed(seed: int) -> bool:
+    """Whether `self_blend(..., seed)` transforms the target (then `SBIResult.target` is the partner)."""
+    return transforms_target(np.random.default_rng(seed))
+
+
 def self_blend(image: np.ndarray, landmarks: np.ndarray, seed: int, cfg: SBIConfig | None = None) -> SBIResult:
     """One self-blended fake of `image` (RGB uint8) with its landmarks (68 or 81 points), reproducible from `seed`."""
     cfg = cfg or SBIConfig()
     rng = np.random.default_rng(seed)
+    on_target = transforms_target(rng)
     landmarks = np.asarray(landmarks, dtype=np.float64)
     h, w = image.shape[:2]
-    kind = "facehull"
-    if rng.random() < cfg.subset_hull_prob:
-        if len(landmarks) > 68:
-            landmarks = landmarks[:68]
-        else:
-            kind = str(rng.choice(sorted(PART_HULLS)))
+    if len(landmarks) > 68 and rng.random() < cfg.subset_hull_prob:
+        landmarks = landmarks[:68]
+    kinds = list(cfg.hull_kinds)
+    kind = kinds[int(rng.integers(len(kinds)))] if len(kinds) > 1 else kinds[0]
+    if kind != "facehull" and len(landmarks) < 68:
+        raise ValueError(f"SBI hull {kind!r} needs 68 landmarks, got {len(landmarks)}")
     hull = hull_mask((h, w), landmarks, kind)
     params: dict[str, Any] = {"hull": kind}
     target = image.copy()
     source = image.copy()
-    if rng.random() < 0.5:
-        source, changes = source_transform(source, rng, cfg)
-        params["transformed"] = "source"
-    else:
+    if on_target:
         target, changes = source_transform(target, rng, cfg)
         params["transformed"] = "target"
+    else:
+        source, changes = source_transform(source, rng, cfg)
+        params["transformed"] = "source"
     params.update(changes)
     source, mask, affine = random_affine(source, hull, rng, cfg)
     params.update(affine)
-    soft, blur = blend_mask(mask.astype(np.uint8), rng)
+    scale = reference_scale(landmarks, (h, w)) if cfg.reference_scale else (1.0, 1.0)
+    soft, blur = blend_mask(mask, rng, scale)
     params.update(blur)
     ratio = float(cfg.blend_ratios[rng.integers(len(cfg.blend_ratios))])
     soft = soft * ratio

@@ -3,9 +3,11 @@
 The swapper is the user's `inswapper_128.onnx` (never downloaded; its sha256 pinned in the config),
 loaded with `insightface.model_zoo.get_model(path, providers=...)`, which routes it to `INSwapper`;
 the source identity is the ArcFace embedding of the source face (the configured recognition model
-or the insightface pack's `w600k_r50.onnx`). The swap runs on the target's aligned crop and is
-pasted back into it by INSwapper's own blending, so the fake has exactly the crop geometry of its
-pristine target.
+or the insightface pack's `w600k_r50.onnx`). The swap runs on the target's full-resolution image
+(inswapper aligns its own 128-px face from it), is pasted back inside the target's landmark hull
+(`paste_back`), and the result is cropped with the target's own crop matrix: outside the face the
+fake is its pristine partner, pixel for pixel, before encoding. (A swap on the 256-px crop would
+upscale the 128-px output about 2x over most of the crop, hair and background included.)
 
 Startup check: when the config asks for `CUDAExecutionProvider` and onnxruntime silently falls back
 to the CPU (no onnxruntime-gpu, CUDA/cuDNN mismatch), the job stops with that message instead of
@@ -20,6 +22,7 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from fairforge.config.generate import GenerateConfig
@@ -117,15 +120,52 @@ class Swapper:
             embedding = self.recognizer.get(np.ascontiguousarray(crop[:, :, ::-1]), face)
         return np.asarray(embedding, dtype=np.float32)
 
-    def swap(self, crop: np.ndarray, landmarks: np.ndarray, source_embedding: np.ndarray) -> np.ndarray:
-        """The target crop (RGB) with the source identity pasted back into it."""
+    def swap(self, image: np.ndarray, landmarks: np.ndarray, source_embedding: np.ndarray) -> np.ndarray:
+        """`image` (RGB, full resolution) with the source identity pasted into the target's face region.
+
+        inswapper makes its 128-px face from `image` through its own `norm_crop`; `paste_back` puts
+        it back inside the landmark hull only, so hair, background and the image's own sharpness
+        stay the pristine image's.
+        """
         from insightface.app.common import Face
 
         target = Face(kps=kps5_from_68(landmarks).astype(np.float32))
         source = Face(embedding=source_embedding)
         with _quiet():
-            bgr = self.swapper.get(np.ascontiguousarray(crop[:, :, ::-1]), target, source, paste_back=True)
-        return np.ascontiguousarray(bgr[:, :, ::-1])
+            bgr, matrix = self.swapper.get(np.ascontiguousarray(image[:, :, ::-1]), target, source, paste_back=False)
+        return paste_back(image, np.ascontiguousarray(bgr[:, :, ::-1]), matrix, landmarks)
+
+
+def face_region(shape: tuple[int, int], landmarks: np.ndarray, within: np.ndarray | None = None) -> np.ndarray:
+    """float32 HxW in [0, 1]: the landmark hull (inside `within`), eroded then feathered.
+
+    The erosion (and the blur of the same size) is a tenth of the hull's size, as insightface's own
+    paste-back feathers its box; the blur never reaches past the erosion, so the region is 0 at
+    every pixel outside the hull and outside `within` (the part the swapper's output covers).
+    """
+    hull = np.zeros(shape, dtype=np.float32)
+    cv2.fillConvexPoly(hull, cv2.convexHull(np.rint(landmarks).astype(np.int32)), 1.0)
+    if within is not None:
+        hull *= within.astype(np.float32)
+    size = float(np.sqrt(hull.sum()))
+    k = max(int(size * 0.1) // 2 * 2 + 1, 3)
+    eroded = cv2.erode(hull, np.ones((k, k), np.uint8))
+    return cv2.GaussianBlur(eroded, (k, k), 0) * (eroded.max() > 0)
+
+
+def paste_back(image: np.ndarray, face: np.ndarray, matrix: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """`face` (the swapper's aligned output, RGB) warped back into `image` inside its face region.
+
+    `matrix` is the image -> aligned-face similarity the swapper used. Outside the region the result
+    is `image` exactly.
+    """
+    h, w = image.shape[:2]
+    inverse = cv2.invertAffineTransform(np.asarray(matrix, np.float64))
+    warped = cv2.warpAffine(face, inverse, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
+    covered = cv2.warpAffine(np.ones(face.shape[:2], np.float32), inverse, (w, h), borderValue=0)
+    mask = face_region((h, w), landmarks, covered >= 0.999)[:, :, None]
+    blended = mask * warped.astype(np.float32) + (1.0 - mask) * image.astype(np.float32)
+    return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
 
 
 def generator_id(cfg: GenerateConfig) -> str:

@@ -121,3 +121,55 @@ def test_parse_heads_groups_prefixed_labels():
         ("gender", (1,), ("male",)),
     ]
     assert [h.attribute for h in parse_heads(["race:White", "gender:male"], None, "k", only=["gender"])] == ["gender"]
+
+
+def test_fairface_4_race_checkpoint_maps_its_races_by_name(tmp_path):
+    import torch
+    import torchvision
+
+    from fairforge.config.balance import ClassifierConfig
+    from fairforge.taxonomy import Taxonomy
+
+    path = tmp_path / "fairface_alldata_4race_20191111.pt"
+    torch.manual_seed(0)
+    torch.save(torchvision.models.resnet34(weights=None, num_classes=18).state_dict(), path)
+    clf = load_classifier(ClassifierConfig(path=str(path), races=4), "balance.classifiers[0]", Taxonomy())
+    race = next(h for h in clf.label_map.heads if h.attribute == "race")
+    assert race.indices == (0, 1, 2, 3) and race.labels == ("White", "Black", "Asian", "Indian")
+    assert clf.info["races"] == 4 and "4-race" in clf.name
+    logits = torch.full((1, 18), -20.0)
+    logits[0, 2] = 20.0  # "Asian" of the 4-race layout; logit 2 is Latino_Hispanic in the 7-race one
+    assert clf.label_map(logits)["race"][0][0] == "Asian"
+    seven = load_classifier(ClassifierConfig(path=str(path)), "balance.classifiers[0]", Taxonomy())
+    assert seven.label_map(logits)["race"][0][0] == "Others"
+
+
+def test_an_unmapped_label_of_a_matched_head_is_an_error_naming_it():
+    import torch
+
+    from fairforge.balance.classifier import Head, LabelMap
+    from fairforge.errors import ConfigError
+    from fairforge.taxonomy import Taxonomy
+
+    label_map = LabelMap(
+        [Head("race", (0, 1), ("Caucasian", "Black")), Head("gender", (2, 3), ("Men", "female"))], Taxonomy()
+    )
+    assert label_map.unmapped == {"race": ["Caucasian"], "gender": ["Men"]}
+    with pytest.raises(ConfigError, match=r"balance.classifiers\[0\]: race label\(s\) \['Caucasian'\].*'White'"):
+        label_map.require(["race"], "balance.classifiers[0]")
+    label_map.require([], "balance.classifiers[0]")  # not matched on: a warning only
+    assert label_map(torch.zeros(1, 4))["race"][0].shape == (1,)
+
+
+def test_backend_registry_refuses_unknown_and_duplicate_names():
+    from fairforge.balance.backends import BACKENDS, register_backend
+    from fairforge.config.balance import ClassifierConfig
+    from fairforge.errors import ConfigError
+    from fairforge.taxonomy import Taxonomy
+
+    assert {"fairface", "timm", "transformers"} <= set(BACKENDS.names())
+    with pytest.raises(ValueError, match="registered twice"):
+        register_backend("fairface")(lambda cfg, key, taxonomy: None)
+    cfg = ClassifierConfig.model_construct(backend="onnx", path="x")
+    with pytest.raises(ConfigError, match=r"balance.classifiers\[1\].backend: unknown classifier backend 'onnx'"):
+        load_classifier(cfg, "balance.classifiers[1]", Taxonomy())

@@ -141,7 +141,8 @@ def test_deficits_round_trip_through_generate_top_up(tmp_path, tiny_cache):
     cfg_file.write_text(yaml.safe_dump(pipeline))
     gen, out = tmp_path / "gen", tmp_path / "out"
     assert main(["generate", "--config", str(cfg_file), "--out", str(gen), "--no-progress"]) == 0
-    assert len(read_manifest(gen)) == 4
+    made = read_manifest(gen)
+    assert (made["method"] != "sbi_target").sum() == 4  # sbi_target: a blend's transformed target, its partner
     code = main(
         [
             "balance",
@@ -161,8 +162,15 @@ def test_deficits_round_trip_through_generate_top_up(tmp_path, tiny_cache):
     deficits = pd.read_parquet(out / "rounds" / "round-00" / "deficits.parquet")
     assert deficits["missing"].tolist() == [1, 1, 1, 1]
     grown = read_manifest(gen)
+    partners = int((grown["method"] == "sbi_target").sum())
+    grown = grown[grown["method"] != "sbi_target"]
     assert len(grown) == 8  # exactly the deficits were made
     assert grown.groupby(["gender", "method"]).size().tolist() == [2, 2, 2, 2]
     rounds = pd.read_parquet(out / "rounds.parquet")
     assert list(rounds["missing"]) == [4, 0]
-    assert pd.read_parquet(out / "deficits.parquet").empty and len(read_manifest(out)) == 8
+    balanced = read_manifest(out)
+    kept_partners = balanced["method"] == "sbi_target"
+    assert kept_partners.sum() <= partners  # each kept blend brings the real row it is paired with
+    assert pd.read_parquet(out / "deficits.parquet").empty and (~kept_partners).sum() == 8
+    fakes = balanced[balanced["label"] == 1]
+    assert fakes["dst_id"].isin(balanced["id"]).all()

@@ -16,7 +16,7 @@ from fairforge.config.generate import GenerateConfig
 from fairforge.errors import ConfigError, FairforgeError, MissingModelError
 from fairforge.generate import JobOptions, regenerate, run_generate
 from fairforge.generate.output import read_rows
-from fairforge.generate.plan import derive_seed
+from fairforge.generate.plan import SBI_TARGET, derive_seed
 from fairforge.manifest import file_sha256, read_manifest
 
 CELLS = ["male-Asian-20-29", "female-Black-30-39"]
@@ -49,10 +49,14 @@ def made(tiny_cache, tmp_path_factory):
 def test_two_cells_three_samples_three_methods_make_exactly_those_images(made):
     out, summary = made
     manifest = read_manifest(out, check_files=True)
-    assert len(manifest) == 18 and manifest["id"].is_unique
-    counts = Counter(zip(manifest["gender"], manifest["race"], manifest["age"], manifest["method"]))
+    partners = int((manifest["method"] == SBI_TARGET).sum())  # transformed SBI targets, real rows of their own
+    sbi = manifest[manifest["method"] == "sbi"]
+    assert partners == int((sbi["dst_id"] != sbi["src_id"]).sum()) > 0
+    assert len(manifest) == 18 + partners and manifest["id"].is_unique
+    made = manifest[manifest["method"] != SBI_TARGET]
+    counts = Counter(zip(made["gender"], made["race"], made["age"], made["method"]))
     assert set(counts.values()) == {3} and len(counts) == 6
-    assert summary["total"] == {"made": 18, "retried": 0, "failed": 0, "pending": 0}
+    assert summary["total"] == {"made": 18 + partners, "retried": 0, "failed": 0, "pending": 0}
     # exactly the manifest's images, nothing else (no orphans, no temporaries, no shards left)
     images = {p for p in files_under(out) if p.startswith("images/")}
     assert images == set(manifest["path"])
@@ -76,17 +80,24 @@ def test_every_row_has_complete_provenance(made):
             assert row["label"] == 0 and row["identity"] == row["id"]
             assert row["id"] in params["batch_ids"] and params["round"] == 0
             assert len(row["landmarks"]) == 136
+        elif row["method"] == SBI_TARGET:
+            assert row["label"] == 0 and row["src_id"] and row["identity"] == row["src_id"]
+            assert json.loads(row["gen_params"])["sbi_target"]["transformed"] == "target"
         else:
             assert row["label"] == 1 and row["dst_id"] and row["src_id"]
-            assert row["identity"] == row["dst_id"]  # the pristine face it was made from
+            assert row["identity"] == (row["src_id"] if row["method"] == "sbi" else row["dst_id"])
+    by_id = manifest.set_index("id")
     sbi = manifest[manifest["method"] == "sbi"]
-    assert (sbi["src_id"] == sbi["dst_id"]).all()
+    for fake in sbi.itertuples():  # the partner is the pristine face itself or its transformed target
+        partner = by_id.loc[fake.dst_id]
+        assert partner["label"] == 0 and fake.dst_id in by_id.index
+        assert fake.dst_id == fake.src_id or partner["src_id"] == fake.src_id
     assert sbi["gen_params"].map(lambda p: json.loads(p)["sbi"]["blend_ratio"]).isin([0.25, 0.5, 0.75, 1.0]).all()
     swaps = manifest[manifest["method"] == "inswapper"]
     assert (swaps["src_id"] != swaps["dst_id"]).all() and swaps["generator"].str.startswith("inswapper_128:").all()
 
 
-@pytest.mark.parametrize("method", ["diffusion", "sbi", "inswapper"])
+@pytest.mark.parametrize("method", ["diffusion", "sbi", SBI_TARGET, "inswapper"])
 def test_regenerating_a_row_from_its_provenance_gives_the_same_bytes(made, method):
     out, _ = made
     manifest = read_manifest(out)
@@ -99,7 +110,7 @@ def test_a_rerun_skips_everything(made):
     before = {p: (out / p).stat().st_mtime_ns for p in files_under(out) if p.startswith("images/")}
     manifest = pd.read_parquet(out / "manifest.parquet")
     summary = run_generate(tiny_cfg(), out, options=JobOptions(cells=CELLS, progress=False))
-    assert summary["total"]["made"] == 18
+    assert summary["total"]["made"] == len(manifest)
     assert {p: (out / p).stat().st_mtime_ns for p in before} == before
     pd.testing.assert_frame_equal(pd.read_parquet(out / "manifest.parquet"), manifest)
 
@@ -118,7 +129,7 @@ def test_slurm_array_shards_then_a_merge_run_make_the_same_set(made, tmp_path):
         run_generate(tiny_cfg(), tmp_path, options=JobOptions(shard=(index, 2), phase="fakes", **options))
     assert not (tmp_path / "manifest.parquet").exists() and len(list((tmp_path / "shards").glob("*.parquet"))) >= 2
     summary = run_generate(tiny_cfg(), tmp_path, options=JobOptions(**options))  # the merge run: nothing left to make
-    assert summary["total"]["made"] == 18
+    assert summary["total"]["made"] == len(read_manifest(reference))
     pd.testing.assert_frame_equal(
         pd.read_parquet(tmp_path / "manifest.parquet"), pd.read_parquet(reference / "manifest.parquet")
     )
@@ -142,9 +153,11 @@ def test_top_up_makes_exactly_the_deficits(made, tmp_path):
     )
     deficits.to_parquet(tmp_path / "deficits.parquet")
     summary = run_generate(tiny_cfg(), out, options=JobOptions(top_up=tmp_path / "deficits.parquet", progress=False))
-    assert summary["total"] == {"made": 4, "retried": 0, "failed": 0, "pending": 0}
     manifest = read_manifest(out, check_files=True)
     new = manifest[~manifest["id"].isin(old["id"])]
+    partners = int((new["method"] == SBI_TARGET).sum())
+    assert summary["total"] == {"made": 4 + partners, "retried": 0, "failed": 0, "pending": 0}
+    new = new[new["method"] != SBI_TARGET]
     made_counts = new.groupby(["gender", "race", "age", "method"]).size().to_dict()
     assert made_counts == {
         ("male", "Asian", "20-29", "diffusion"): 2,

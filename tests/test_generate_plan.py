@@ -12,6 +12,7 @@ from fairforge.config.generate import GenerateConfig
 from fairforge.config.pipeline import PipelineConfig
 from fairforge.errors import ConfigError, ManifestError
 from fairforge.generate.plan import (
+    SBI_TARGET,
     PlanContext,
     build_plan,
     config_cells,
@@ -23,6 +24,7 @@ from fairforge.generate.plan import (
     read_deficits,
 )
 from fairforge.generate.prompts import sample_prompt
+from fairforge.generate.sbi import target_is_transformed
 from fairforge.taxonomy import Taxonomy
 
 TAXONOMY = Taxonomy()
@@ -55,16 +57,29 @@ def test_seeds_are_stable_hashes_of_the_row():
 
 def test_plan_has_one_row_per_image_and_is_idempotent(tmp_path):
     plan = _plan(tmp_path)
-    rows = plan.rows
+    everything = plan.rows
+    assert everything["id"].is_unique
+    targets = everything[everything["method"] == SBI_TARGET]
+    rows = everything[everything["method"] != SBI_TARGET]
     assert len(rows) == 2 * 3 * 3
     assert Counter(rows["method"]) == {"diffusion": 6, "sbi": 6, "inswapper": 6}
-    assert rows["id"].is_unique and rows["seed"].is_unique
+    assert rows["seed"].is_unique
     assert list(rows["method"].unique()) == ["diffusion", "sbi", "inswapper"]  # pristine first
+    # a blend whose target is transformed is paired with that target, planned as a real row just before it
+    sbi = rows[rows["method"] == "sbi"]
+    transformed = sbi["seed"].map(lambda seed: target_is_transformed(int(seed)))
+    assert 0 < transformed.sum() < len(sbi) and len(targets) == transformed.sum()
+    assert set(sbi.loc[transformed, "dst_id"]) == set(targets["id"]) and (targets["label"] == 0).all()
+    assert (sbi.loc[~transformed, "dst_id"] == sbi.loc[~transformed, "src_id"]).all()
+    order = everything["id"].tolist()
+    for target in targets.itertuples():
+        fake = sbi[sbi["dst_id"] == target.id].iloc[0]
+        assert target.seed == fake["seed"] and target.src_id == fake["src_id"]
+        assert order.index(target.id) == order.index(fake["id"]) - 1
     words = GenerateConfig().prompt.race_words
     for row in rows[rows["method"] == "diffusion"].itertuples():
         assert any(word in row.prompt for word in words[row.race]), row.prompt
-    sbi = rows[rows["method"] == "sbi"]
-    assert (sbi["src_id"] == sbi["dst_id"]).all() and sbi["dst_id"].isin(rows["id"]).all()
+    assert sbi["src_id"].isin(rows["id"]).all() and sbi["dst_id"].isin(everything["id"]).all()
     plan.save(tmp_path)
     again = _plan(tmp_path)
     assert again.ids == plan.ids and not again.changed
@@ -76,7 +91,7 @@ def test_plan_has_one_row_per_image_and_is_idempotent(tmp_path):
     assert set(_plan(grow, count=4, splits=ONE_SPLIT).ids) > set(first.ids)
     bigger = _plan(tmp_path, count=4)
     assert set(plan.ids) - set(bigger.ids) <= set(rows.loc[rows["method"] == "inswapper", "id"])
-    assert len(bigger.ids) == 24
+    assert (bigger.rows["method"] != SBI_TARGET).sum() == 24
     old = bigger.frame[bigger.frame["id"].isin(plan.ids)].reset_index(drop=True)
     pd.testing.assert_frame_equal(old, load_plan(tmp_path), check_dtype=False)
 
@@ -153,7 +168,9 @@ def test_top_up_makes_exactly_the_deficits_with_fresh_k(tmp_path):
     deficits = read_deficits(path, TAXONOMY)
     top = _plan(tmp_path, deficits=deficits)
     rows = top.rows
-    assert len(rows) == 3 and not set(rows["id"]) & set(base.ids)
+    assert not set(rows["id"]) & set(base.ids)
+    rows = rows[rows["method"] != SBI_TARGET]
+    assert len(rows) == 3
     assert sorted(rows.loc[rows["method"] == "diffusion", "k"]) == [3, 4]
     assert rows.loc[rows["method"] == "sbi", "k"].tolist() == [3]
     top.save(tmp_path)

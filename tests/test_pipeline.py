@@ -58,10 +58,15 @@ def test_every_stage_writes_outputs_that_validate(tiny_run):
     _, out, _, first = tiny_run
     assert f"report: {out}/report.html" in first.stdout
     generated = read_manifest(out / "generate", check_files=True)
-    assert set(generated["method"]) == {"diffusion", "sbi", "inswapper"}
+    assert set(generated["method"]) == {"diffusion", "sbi", "sbi_target", "inswapper"}
     assert generated["seed"].notna().all() and generated["sha256"].notna().all()
     balanced = read_manifest(out / "balance", check_files=True)
-    assert set(balanced["split"]) == {"train", "validation", "test"}
+    audit = json.loads((out / "balance" / "audit.json").read_text())
+    assert (
+        set(audit) >= {"probes", "pairs", "sources"}
+        and "Label-shortcut audit" in (out / "balance" / "report.md").read_text()
+    )
+    assert "## Label-shortcut audit" in (out / "release" / "README.md").read_text()
     assert (out / "release" / "README.md").is_file() and list((out / "release" / "data").glob("test-*.parquet"))
     assert (out / "train" / "run" / "final" / "model.safetensors").is_file()
     import pandas as pd

@@ -27,6 +27,10 @@ class ClassifierConfig(StrictModel):
     arch: str = "resnet34"
     #: FairFace only: input size (FairFace was trained at 224 with ImageNet normalization).
     image_size: int = Field(224, gt=0)
+    #: FairFace only: the checkpoint's race layout: 7 (`res34_fair_align_multi_7`: White, Black,
+    #: Latino_Hispanic, East Asian, Southeast Asian, Indian, Middle Eastern) or 4
+    #: (`fairface_alldata_4race`: White, Black, Asian, Indian; the same 18 logits). Mapped by name.
+    races: Literal[7, 4] = 7
     #: Label names in logit order (timm; overrides the model's `label_names`). A name is
     #: `attribute:label` (e.g. `race:East Asian`) or a bare label of `attribute` below.
     labels: list[str] | None = None
@@ -150,6 +154,30 @@ class ReportConfig(StrictModel):
     contact_thumb: int = Field(96, gt=8)
 
 
+class AuditConfig(StrictModel):
+    """`fairforge audit`: what a detector could learn from the set besides the manipulation."""
+
+    #: Run the audit at the end of `fairforge balance` (its table goes into the report and card).
+    enabled: bool = True
+    #: A probe (fakes vs their partners, or synthetic vs an imported source) above this AUC is flagged.
+    max_auc: float = Field(0.6, gt=0.5, le=1.0)
+    #: Mean fraction of pixels outside the face that may differ between a fake and its partner.
+    max_changed_fraction: float = Field(0.01, ge=0.0, le=1.0)
+    #: A pixel counts as changed when a channel differs by more than this (compression noise below).
+    change_level: int = Field(8, ge=0, le=255)
+    #: The landmark hull is dilated by this fraction of the crop side before "outside" begins.
+    dilate: float = Field(0.12, ge=0.0, le=0.5)
+    #: Without landmarks, "outside" is the top and side bands of this fraction of the crop.
+    band: float = Field(0.1, gt=0.0, lt=0.5)
+    folds: int = Field(5, ge=2)
+    bootstrap: int = Field(200, ge=10)
+    #: At most this many images per side of a probe (sampled with `seed`); 0: all.
+    max_per_probe: int = Field(2000, ge=0)
+    seed: int = 0
+    #: `fairforge balance` exits with an error when a threshold is exceeded.
+    strict: bool = False
+
+
 class BalanceConfig(StrictModel):
     """`fairforge balance`: verify, filter, cap per cell, deficits, closed loop, mix, split."""
 
@@ -182,6 +210,7 @@ class BalanceConfig(StrictModel):
     device: str = "auto"
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     report: ReportConfig = ReportConfig()
+    audit: AuditConfig = AuditConfig()
 
     @field_validator("method_mix")
     @classmethod

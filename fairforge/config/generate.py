@@ -11,7 +11,7 @@ checked by the plan builder before any image is made.
 from __future__ import annotations
 
 import string
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -34,7 +34,13 @@ PROMPT_PLACEHOLDERS: tuple[str, ...] = (
 )
 #: Pairing rules of the face swap: which cell the source identity comes from.
 PAIRING_RULES: tuple[str, ...] = ("same_cell", "same_gender_other_race", "same_race_other_gender", "any_cell")
-METHOD_NAMES: tuple[str, ...] = ("diffusion", "inswapper", "sbi")
+
+
+def method_names() -> list[str]:
+    """The generators `generate.methods` may name: every registered one but the partner rows."""
+    from fairforge.generate.methods import of_kind
+
+    return of_kind("pristine", "fake")
 
 
 def template_fields(template: str) -> list[str]:
@@ -228,8 +234,17 @@ class AlignConfig(StrictModel):
     """Every image of every method goes through this alignment, crop and encoding."""
 
     crop_size: int = Field(256, ge=32, description="square crop side in pixels")
-    face_fraction: float = Field(0.7, gt=0.1, le=1.0, description="width of the 68-landmark box / crop side")
-    center_y: float = Field(0.55, gt=0.0, lt=1.0, description="vertical centre of the landmark box / crop side")
+    geometry: Literal["deepfakebench", "mean_face"] = Field(
+        "deepfakebench",
+        description="deepfakebench: DeepfakeBench's dlib crop (the imported datasets' geometry); "
+        "mean_face: the mean face at face_fraction / center_y",
+    )
+    face_fraction: float = Field(
+        0.7, gt=0.1, le=1.0, description="mean_face only: width of the 68-landmark box / crop side"
+    )
+    center_y: float = Field(
+        0.55, gt=0.0, lt=1.0, description="mean_face only: vertical centre of the landmark box / crop side"
+    )
     image_format: Literal["png", "jpeg"] = "png"
     jpeg_quality: int = Field(95, ge=1, le=100)
 
@@ -237,7 +252,21 @@ class AlignConfig(StrictModel):
 class SBIConfig(StrictModel):
     """Self-blended images (Shiohara & Yamasaki, CVPR 2022); defaults are the paper's code."""
 
-    subset_hull_prob: float = Field(0.25, ge=0.0, le=1.0, description="hull of a landmark subset instead of all")
+    subset_hull_prob: float = Field(
+        0.25, ge=0.0, le=1.0, description="81-point landmarks: probability of using only the first 68"
+    )
+    hull_kinds: list[Literal["dfl_full", "extended", "components", "facehull"]] = Field(
+        default_factory=lambda: ["dfl_full", "extended", "components", "facehull"],
+        description="hull kinds drawn uniformly (the reference with the Face X-ray library); [facehull]: without it",
+    )
+    isotropic_scale: bool = Field(
+        False, description="one affine scale for x and y (the reference draws them apart, as albumentations does)"
+    )
+    reference_scale: bool = Field(
+        True,
+        description="scale the mask's working size so blur kernels are the reference's relative to the face "
+        "(it blends on a wider margin crop)",
+    )
     rgb_shift: float = 20.0
     rgb_shift_p: float = Field(0.3, ge=0.0, le=1.0)
     hue_shift: float = Field(0.3, description="HSV limits in the reference code's uint8 units")
@@ -254,6 +283,13 @@ class SBIConfig(StrictModel):
     elastic_alpha: float = 50.0
     elastic_sigma: float = 7.0
     blend_ratios: list[float] = [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+
+    @field_validator("hull_kinds")
+    @classmethod
+    def _hull_kinds(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("expected at least one hull kind")
+        return value
 
     @field_validator("blend_ratios")
     @classmethod
@@ -323,15 +359,36 @@ class GenerateConfig(StrictModel):
     sbi: SBIConfig = SBIConfig()
     inswapper: InswapperConfig = InswapperConfig()
     pool: PoolConfig = PoolConfig()
+    options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="generator name -> its settings (generators without a section above)"
+    )
 
     @field_validator("methods")
     @classmethod
     def _methods(cls, value: list[str]) -> list[str]:
-        unknown = sorted(set(value) - set(METHOD_NAMES))
+        names = method_names()
+        unknown = sorted(set(value) - set(names))
         if unknown:
-            raise ValueError(f"unknown method(s) {unknown}; expected some of {list(METHOD_NAMES)}")
+            raise ValueError(f"unknown method(s) {unknown}; expected some of {names}")
         if len(set(value)) != len(value):
             raise ValueError(f"duplicate methods in {value}")
+        return value
+
+    @field_validator("options")
+    @classmethod
+    def _options(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        from fairforge.generate.methods import GENERATORS
+
+        for name, section in value.items():
+            if name not in GENERATORS:
+                raise ValueError(f"[{name!r}]: unknown generator; expected one of {GENERATORS.names()}")
+            model = GENERATORS.get(name).Config
+            if model is None:
+                raise ValueError(f"[{name!r}]: generator {name!r} takes no options")
+            try:
+                model.model_validate(section)
+            except ValueError as exc:
+                raise ValueError(f"[{name!r}]: {exc}") from None
         return value
 
     @model_validator(mode="after")
