@@ -6,6 +6,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -23,7 +24,7 @@ def make_toy_manifest(
     """A separable toy set: fakes carry a bright red square, reals a blue one, on noise.
 
     Groups cycle through the 8 gender-race cells (so every cell has both labels); `val` extra rows
-    get `split: val`; with `sbi_pairs` every fake's `src_id` is a real row's id (method `sbi`).
+    get `split: val`; with `sbi_pairs` every fake's `src_id` and `dst_id` are a real row's id (method `sbi`).
     """
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
@@ -50,6 +51,7 @@ def make_toy_manifest(
                 "race": race,
                 "age": "20-29",
                 "src_id": f"toy-{i - 1:04d}" if (label and sbi_pairs) else None,
+                "dst_id": f"toy-{i - 1:04d}" if (label and sbi_pairs) else None,
             }
         )
     return write_manifest(rows, folder / "manifest.parquet")
@@ -92,7 +94,7 @@ def test_paired_sampler_puts_each_fake_after_its_source(tmp_path: Path) -> None:
     rows = [k for k, _ in sampler]
     assert len(rows) == 32
     for real, fake in zip(rows[::2], rows[1::2]):
-        assert frame.at[real, "label"] == 0 and frame.at[fake, "src_id"] == frame.at[real, "id"]
+        assert frame.at[real, "label"] == 0 and frame.at[fake, "dst_id"] == frame.at[real, "id"]
     with pytest.raises(ConfigError, match="data.batch_size"):
         TrainSampler(frame, DataConfig(paired=True, batch_size=3), DEFAULT_TAXONOMY, seed=0, paired=True)
 
@@ -122,3 +124,23 @@ def test_corrupt_image_names_file_row_and_path(tmp_path: Path) -> None:
     skipping = ManifestDataset(frame, info, DataConfig(resolution=32, skip_bad=True), skipped_log=log)
     assert skipping[5]["index"] == 7  # 5 and 6 are bad: replaced by the next readable row
     assert log.read_text().split() == ["toy-0005", "toy-0006"]
+
+
+def test_blends_are_paired_with_their_partner_row_not_their_source_face() -> None:
+    """A blend whose target was transformed pairs with that transformed target (its `dst_id`)."""
+    from fairforge.train.sampling import pairs
+
+    frame = pd.DataFrame(
+        {
+            "id": ["face", "face-t", "blend", "blend2"],
+            "label": [0, 0, 1, 1],
+            "method": ["diffusion", "sbi_target", "sbi", "sbi"],
+            "src_id": [None, "face", "face", "face"],
+            "dst_id": [None, None, "face-t", "face"],
+        }
+    )
+    reals, partners = pairs(frame, "sbi")
+    assert {frame.at[r, "id"]: sorted(frame.loc[p, "id"]) for r, p in zip(reals, partners)} == {
+        "face": ["blend2"],
+        "face-t": ["blend"],
+    }

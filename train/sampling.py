@@ -7,7 +7,8 @@ interrupted run would have seen next.
 
 Balancing draws with replacement so each stratum (label; gender-race cell, unknowns as their own
 cell; or both) is equally likely. `paired` is the SBI recipe's batch layout: a real image followed
-by one of its blended fakes (fake rows of `pair_method` whose `src_id` is the real row's `id`);
+by one of its blended fakes (fake rows of `pair_method` whose `dst_id` is the real row's `id`: the
+partner it differs from only inside the face, the transformed target when SBI transformed it);
 balancing then applies to the reals. `halves` is PG-FDD's pair-loader layout: every batch is
 batch_size/2 reals followed by batch_size/2 fakes; an epoch visits each fake once (in a shuffled
 order, or drawn by `balance` when it names cells) and draws the reals at random with replacement
@@ -43,11 +44,11 @@ def strata(frame: pd.DataFrame, balance: str, taxonomy: Taxonomy) -> np.ndarray 
 
 def pairs(frame: pd.DataFrame, pair_method: str) -> tuple[np.ndarray, list[np.ndarray]]:
     """Real rows that have fakes of `pair_method`, and for each the rows of those fakes."""
-    fakes = frame[(frame["label"] == 1) & (frame["method"] == pair_method) & frame["src_id"].notna()]
-    by_source = {key: rows.to_numpy() for key, rows in fakes.groupby("src_id").groups.items()}
+    fakes = frame[(frame["label"] == 1) & (frame["method"] == pair_method) & frame["dst_id"].notna()]
+    by_source = {key: rows.to_numpy() for key, rows in fakes.groupby("dst_id").groups.items()}
     reals = frame.index[(frame["label"] == 0) & frame["id"].isin(by_source)].to_numpy()
     if len(reals) == 0:
-        raise ConfigError(f"data.paired: no real row has a fake with method {pair_method!r} and src_id pointing to it")
+        raise ConfigError(f"data.paired: no real row has a fake with method {pair_method!r} and dst_id pointing to it")
     return reals, [np.asarray(by_source[frame.at[r, "id"]]) for r in reals]
 
 
