@@ -111,7 +111,7 @@ def test_encoders_output_timms_pre_activation_features(name: str, activation: st
 def test_specific_labels_are_contiguous() -> None:
     frame = _frame(reals=6, fakes=6)
     frame.loc[1, "method"] = "diffusion"  # a pristine generated face: real, with a method of its own
-    info = data_info(frame)
+    info = data_info(frame, DEFAULT_TAXONOMY)
     assert info.methods == ("real", "Deepfakes", "Face2Face", "diffusion")
     assert info.fake_methods == ("Deepfakes", "Face2Face")
     classes = specific_classes(info)

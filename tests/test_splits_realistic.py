@@ -30,7 +30,7 @@ from fairforge.balance.split import assign_splits
 from fairforge.config.balance import SplitConfig
 from fairforge.config.generate import GenerateConfig
 from fairforge.errors import ConfigError, ManifestError
-from fairforge.generate.plan import PlanContext, build_plan, manifest_pool
+from fairforge.generate.plan import SBI_TARGET, PlanContext, build_plan, manifest_pool
 from fairforge.manifest import write_manifest
 from fairforge.splits import person_groups, split_counts, split_sequence
 
@@ -44,8 +44,14 @@ def _split_of(frame: pd.DataFrame) -> dict[str, str]:
     return dict(zip(frame["id"], frame["split"]))
 
 
+def _face_of(frame: pd.DataFrame) -> pd.Series:
+    """id -> the pristine face a row shows: a transformed SBI target shows the face it was made from."""
+    target = frame["method"] == SBI_TARGET
+    return pd.Series(frame["src_id"].where(target, frame["id"]).to_numpy(), index=frame["id"])
+
+
 def test_the_plan_splits_the_faces_and_every_fake_stays_in_its_faces_split(synthetic):
-    assert len(synthetic) == 8 * 300
+    assert (synthetic["method"] != SBI_TARGET).sum() == 8 * 300  # plus the transformed targets blends pair with
     split = _split_of(synthetic)
     fakes = synthetic[synthetic["label"] == 1]
     assert (fakes["dst_id"].map(split) == fakes["split"]).all()
@@ -56,7 +62,9 @@ def test_the_plan_splits_the_faces_and_every_fake_stays_in_its_faces_split(synth
         "same_gender_other_race",
         "any_cell",
     }
-    assert (fakes["identity"] == fakes["dst_id"]).all() and (fakes["src_identity"] == fakes["src_id"]).all()
+    face_of = _face_of(synthetic)
+    assert (fakes["identity"] == fakes["dst_id"].map(face_of)).all()
+    assert (fakes["src_identity"] == fakes["src_id"]).all()
     assert worst_gap(synthetic) < 3.0
     for _, cell in synthetic.groupby(["gender", "race", "method"]):  # every cell and method in every split
         assert set(cell["split"]) == set(FRACTIONS)
@@ -130,14 +138,15 @@ def test_swaps_from_a_real_pool_record_the_source_person_and_stay_in_its_split(t
     ctx = PlanContext(0, TAXONOMY, GENERATORS, "r")
     cells = sorted({c for c in pool.faces if pool.size(c) >= 6})
     plan = build_plan(cfg, tmp_path / "gen", ctx, cells, 20, None, pool)
-    fakes = as_manifest(plan.rows)
+    planned = as_manifest(plan.rows)
+    fakes = planned[planned["label"] == 1]
     person_split = ff[ff["label"] == 0].groupby("identity")["split"].first()
     frame_person = dict(zip(ff["id"], ff["identity"]))
     assert (fakes["src_identity"] == fakes["src_id"].map(frame_person)).all()  # the person, not the frame
-    assert (fakes["identity"] == fakes["dst_id"].map(frame_person)).all()
+    assert (fakes["identity"] == fakes["dst_id"].map(_face_of(planned)).fillna(fakes["dst_id"]).map(frame_person)).all()
     assert (fakes["src_identity"].map(person_split) == fakes["split"]).all()
     assert (fakes["identity"].map(person_split) == fakes["split"]).all()
-    assert leaks(pd.concat([ff, fakes], ignore_index=True)).empty
+    assert leaks(pd.concat([ff, planned], ignore_index=True)).empty
 
 
 def test_a_top_up_makes_its_deficits_in_their_split(tmp_path):
@@ -158,7 +167,7 @@ def test_a_top_up_makes_its_deficits_in_their_split(tmp_path):
 
     top = build_plan(cfg, tmp_path, ctx, cells, 20, read_deficits(path, TAXONOMY))
     new = top.rows
-    assert len(new) == 9 and set(new["split"]) == {"validation"}
+    assert (new["method"] != SBI_TARGET).sum() == 9 and set(new["split"]) == {"validation"}
     split = dict(zip(top.frame["id"], top.frame["split"]))
     fakes = new[new["label"] == 1]
     assert (fakes["dst_id"].map(split) == "validation").all() and (fakes["src_id"].map(split) == "validation").all()
@@ -184,7 +193,7 @@ def test_the_quick_start_keeps_every_method_in_every_split(tmp_path):
     ctx = PlanContext(0, TAXONOMY, GENERATORS, "r", splits=config.balance.split.fractions)
     plan = build_plan(gen, tmp_path, ctx, config_cells(gen, TAXONOMY), gen.count_per_cell, None)
     rows = as_manifest(plan.rows)
-    assert set(rows["method"]) == {"diffusion", "sbi", "inswapper"}
+    assert set(rows["method"]) == {"diffusion", "sbi", SBI_TARGET, "inswapper"}
     for method, part in rows.groupby("method"):
         assert set(part["split"]) == {"train", "validation", "test"}, method
     out = rows.assign(split=assign_splits(rows, strata(rows, True), config.balance.split))
