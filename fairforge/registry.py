@@ -60,6 +60,10 @@ class Registry(Generic[T]):
             return add(entry)  # type: ignore[return-value]
         return add
 
+    def unregister(self, name: str) -> None:
+        """Remove `name` (no error if absent): for entries registered for a while, such as a test's."""
+        self._entries.pop(name, None)
+
     def _ensure_discovered(self) -> None:
         if self._discovered:
             return

@@ -40,3 +40,13 @@ def test_discovery_imports_every_module_of_a_package() -> None:
     reg: Registry[object] = Registry("importer-format", discover="fairforge.importers")
     assert len(reg) == 0  # importing the package's modules registered nothing into this registry
     assert reg.names() == []
+
+
+def test_unregister_removes_an_entry() -> None:
+    reg: Registry[int] = Registry("widget")
+    reg.register("one", 1)
+    reg.unregister("one")
+    reg.unregister("one")  # absent: no error
+    assert reg.names() == []
+    reg.register("one", 2)  # the name is free again
+    assert reg.get("one") == 2

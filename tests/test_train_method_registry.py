@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,12 +20,10 @@ from fairforge.train.methods.base import Batch, StepContext, StepLogs
 from fairforge.train.methods.erm import ERM
 
 
-@register_config("toy_scaled_erm")
 class ToyScaledConfig(StrictModel):
     scale: float = Field(1.0, gt=0.0, description="factor on ERM's loss")
 
 
-@register_method("toy_scaled_erm")
 class ToyScaledERM(ERM):
     """ERM with its loss multiplied by `toy_scaled_erm.scale`; counts its steps."""
 
@@ -39,6 +38,17 @@ class ToyScaledERM(ERM):
             return {**losses, "overall": ctx.config.toy_scaled_erm.scale * losses["overall"]}
 
         return ctx.update(loss_fn)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _toy_method_registered() -> Iterator[None]:
+    """Registered for this module's tests only: a section left in the registry would appear in every
+    later config dump of the same process (TrainConfig carries one section per registered method)."""
+    register_config("toy_scaled_erm")(ToyScaledConfig)
+    register_method("toy_scaled_erm")(ToyScaledERM)
+    yield
+    METHODS.unregister("toy_scaled_erm")
+    METHOD_CONFIGS.unregister("toy_scaled_erm")
 
 
 def test_a_method_from_a_test_module_is_configured_and_trained(tmp_path: Path, tiny_cache) -> None:  # noqa: ANN001
