@@ -79,7 +79,9 @@ class Generator:
     def make(
         self, cfg: GenerateConfig, row: Mapping[str, Any], faces: FaceSource
     ) -> tuple[np.ndarray, PristineFace, dict[str, Any]]:
-        raise NotImplementedError(f"generator {self.name!r} makes its images in planned batches")
+        """One image from its plan row: (RGB uint8, the face it was made on, params). Every fake and
+        partner generator overrides this; a pristine one (diffusion) renders planned batches instead."""
+        raise TypeError(f"generator {self.name!r} makes its images in planned batches, not one row at a time")
 
 
 GENERATORS: Registry[type[Generator]] = Registry("generator", discover="fairforge.generate.methods")
