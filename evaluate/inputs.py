@@ -9,9 +9,10 @@ producing a wrong fairness number.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -23,6 +24,8 @@ from fairforge.errors import ManifestError
 from fairforge.taxonomy import Taxonomy
 
 from .groups import Cells, make_cells
+
+T = TypeVar("T")
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("label", "score", "gender", "race")
 OPTIONAL_COLUMNS: tuple[str, ...] = ("source", "age", "method", "id", "video")
@@ -139,23 +142,25 @@ def check_predictions(
     return Predictions(checked_labels, checked_scores, cells, codes, names, file, video)
 
 
-def read_predictions(path: str | os.PathLike[str], taxonomy: Taxonomy) -> Predictions:
-    """Read and check one predictions file; a missing `source` column tags every row with the file's stem."""
-    file = str(path)
+def _parquet(file: str, read: Callable[[str], T]) -> T:
+    """`read(file)` (a schema or a table) for a predictions file, or a `ManifestError` naming it."""
     if not Path(file).is_file():
         raise ManifestError(file, "predictions file not found")
     try:
-        schema = pq.read_schema(file)
+        return read(file)
     except (pa.ArrowInvalid, OSError) as exc:
         raise ManifestError(file, f"not a readable Parquet file ({exc})") from None
+
+
+def read_predictions(path: str | os.PathLike[str], taxonomy: Taxonomy) -> Predictions:
+    """Read and check one predictions file; a missing `source` column tags every row with the file's stem."""
+    file = str(path)
+    names = _parquet(file, pq.read_schema).names
     for column in REQUIRED_COLUMNS:
-        if column not in schema.names:
-            raise ManifestError(file, f"required column is missing (have {schema.names})", column=column)
-    columns = [c for c in (*REQUIRED_COLUMNS, "source", "video") if c in schema.names]
-    try:
-        table = pq.read_table(file, columns=columns)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise ManifestError(file, f"not a readable Parquet file ({exc})") from None
+        if column not in names:
+            raise ManifestError(file, f"required column is missing (have {names})", column=column)
+    columns = [c for c in (*REQUIRED_COLUMNS, "source", "video") if c in names]
+    table = _parquet(file, lambda f: pq.read_table(f, columns=columns))
 
     def column(name: str) -> np.ndarray:
         return table.column(name).to_numpy(zero_copy_only=False)
@@ -181,12 +186,7 @@ def read_scores_for(
     a Hub id: the ground truth stays with the data, so a detector's output needs only ids and scores.
     """
     file = str(path)
-    if not Path(file).is_file():
-        raise ManifestError(file, "predictions file not found")
-    try:
-        table = pq.read_table(file)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise ManifestError(file, f"not a readable Parquet file ({exc})") from None
+    table = _parquet(file, pq.read_table)
     for name in ("id", "score"):
         if name not in table.column_names:
             raise ManifestError(file, f"required column is missing with --dataset (have {table.column_names})", column=name)

@@ -89,22 +89,21 @@ def image_size(path: str | os.PathLike[str], max_pixels: int | None = None) -> t
 
 def open_image(path: str | os.PathLike[str], mode: str | None = "RGB", max_pixels: int | None = None) -> Image.Image:
     """The decoded image (converted to `mode`; None keeps the file's own), or an `ImageError`."""
-    limit = max_pixels_limit(max_pixels)
-    try:
-        with _opened(path, limit, path) as image:
-            image.load()
-            return image.convert(mode) if mode is not None and image.mode != mode else image.copy()
-    except ImageError:
-        raise
-    except _ERRORS as exc:
-        raise _failure(path, exc) from None
+    return _decode(path, path, mode, max_pixels)
 
 
 def decode_image_bytes(data: bytes, name: str, mode: str | None = "RGB", max_pixels: int | None = None) -> Image.Image:
     """`data` (an encoded image file) decoded, or an `ImageError` naming `name`."""
+    return _decode(io.BytesIO(data), name, mode, max_pixels)
+
+
+def _decode(
+    source: str | os.PathLike[str] | io.BytesIO, name: str | os.PathLike[str], mode: str | None, max_pixels: int | None
+) -> Image.Image:
+    """Decode `source` under the pixel limit; every failure becomes an `ImageError` naming `name`."""
     limit = max_pixels_limit(max_pixels)
     try:
-        with _opened(io.BytesIO(data), limit, name) as image:
+        with _opened(source, limit, name) as image:
             image.load()
             return image.convert(mode) if mode is not None and image.mode != mode else image.copy()
     except ImageError:
